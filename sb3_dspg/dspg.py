@@ -173,7 +173,7 @@ class DSPG(OffPolicyAlgorithm):
             supported_action_spaces=None,
             support_multi_env=True,
         )
-        if self.action_space is not None:
+        if getattr(self, "action_space", None) is not None:  # None when loading without an env
             _check_action_space(self.action_space)
 
         self.policy_delay = policy_delay
@@ -378,11 +378,7 @@ def _repeat_obs(obs: Any, n_copies: int) -> Any:
 def _check_action_space(action_space: spaces.Space) -> None:
     if not isinstance(action_space, spaces.Box):
         raise ValueError(f"action_space: DSPG supports only continuous gymnasium.spaces.Box action spaces, got {action_space}")
-    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ValueError(
-            f"action_space: DSPG needs finite bounds (it acts in the normalised box [-1, 1]^d), got {action_space}; "
-            "wrap the env with gymnasium.wrappers.ClipAction/RescaleAction to a bounded Box"
-        )
+    # unbounded Box: SB3's BaseAlgorithm already refuses it (AssertionError naming the finite bounds)
 
 
 def _check_hyperparameters(**params: Any) -> None:

@@ -1,0 +1,146 @@
+"""DSPG as an algorithm: it learns, it logs every documented key, it refuses bad input."""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
+
+import sb3_dspg  # noqa: F401  (registers the noisy worlds)
+from sb3_dspg import DSPG, NonFiniteLossError
+
+TB_KEYS = {
+    "train/denoiser_loss",
+    "train/denoiser_loss_cond",
+    "train/denoiser_loss_uncond",
+    "train/baseline_loss",
+    "train/actor_loss",
+    "train/score_norm",
+    "train/advantage_std",
+    "train/grad_estimate_norm",
+    "train/cos_to_critic_grad",
+    "train/n_updates",
+    "rollout/ep_rew_mean",
+    "time/fps",
+}
+SMALL = dict(policy_kwargs=dict(net_arch=[64, 64]), learning_starts=100, batch_size=64)
+
+
+def tensorboard_scalars(log_dir) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run_dir,) = [p for p in log_dir.iterdir() if p.is_dir()]
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+def test_learns_noisy_bandit_well_past_zero_action():
+    env = gym.make("sb3_dspg/NoisyBandit-v0")
+    model = DSPG("MlpPolicy", env, learning_starts=500, policy_kwargs=dict(net_arch=[64, 64]), seed=0)
+    model.learn(2000)
+    bandit = env.unwrapped
+    contexts = np.random.default_rng(1).uniform(-1, 1, (1000, bandit.context_dim))
+    obs = np.concatenate([contexts, np.zeros((1000, bandit.action_dim))], axis=1).astype(np.float32)
+    actions, _ = model.predict(obs, deterministic=True)
+    learned = bandit.expected_reward(contexts, actions).mean()
+    zero = bandit.expected_reward(contexts, np.zeros_like(actions)).mean()
+    best = bandit.expected_reward(contexts, bandit.target(contexts)).mean()
+    assert (learned - zero) / (best - zero) > 0.8, (learned, zero, best)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "InvertedPendulum-v5"])
+def test_learn_writes_every_tensorboard_key(env_id, tmp_path):
+    model = DSPG("MlpPolicy", env_id, tensorboard_log=str(tmp_path), seed=0, **SMALL)
+    model.learn(400, log_interval=1)
+    if env_id == "InvertedPendulum-v5":  # short episodes end early: make sure a dump happened after training
+        model.logger.dump(model.num_timesteps)
+    missing = TB_KEYS - tensorboard_scalars(tmp_path)
+    assert not missing, f"missing TensorBoard keys: {sorted(missing)}"
+
+
+def test_default_exploration_noise_and_user_noise_kept():
+    model = DSPG("MlpPolicy", "Pendulum-v1", exploration_noise=0.3, **SMALL)
+    assert model.action_noise is not None
+    assert np.allclose(model.action_noise._sigma, 0.3)
+    user_noise = OrnsteinUhlenbeckActionNoise(np.zeros(1), 0.1 * np.ones(1))
+    assert DSPG("MlpPolicy", "Pendulum-v1", action_noise=user_noise, **SMALL).action_noise is user_noise
+
+
+def test_non_finite_loss_stops_before_the_weights_change(tmp_path):
+    model = DSPG("MlpPolicy", "Pendulum-v1", seed=0, **SMALL)
+    model.learn(200)
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    model.save(tmp_path / "before")
+    # poison the buffer's rewards: the return signal, hence every loss, becomes NaN
+    model.replay_buffer.rewards[: model.replay_buffer.size()] = np.nan
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at update \d+.*baseline_loss=nan"):
+        model.train(gradient_steps=2, batch_size=64)
+    after = model.policy.state_dict()
+    assert all(th.equal(before[k], after[k]) for k in before)
+    reloaded = DSPG.load(tmp_path / "before")
+    obs = np.zeros((1, 3), dtype=np.float32)
+    assert np.array_equal(reloaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+BAD = [
+    (dict(denoise_sigma=0.0), "denoise_sigma"),
+    (dict(denoise_sigma=-0.1), "denoise_sigma"),
+    (dict(denoise_sigma=math.inf), "denoise_sigma"),
+    (dict(denoise_sigma=math.nan), "denoise_sigma"),
+    (dict(cond_dropout=0.0), "cond_dropout"),
+    (dict(cond_dropout=1.0), "cond_dropout"),
+    (dict(cond_dropout=-0.2), "cond_dropout"),
+    (dict(exploration_noise=0.0), "exploration_noise"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(buffer_size=0), "buffer_size"),
+    (dict(policy_delay=0), "policy_delay"),
+    (dict(tau=0.0), "tau"),
+    (dict(tau=1.5), "tau"),
+    (dict(gamma=1.01), "gamma"),
+    (dict(gamma=-0.1), "gamma"),
+    (dict(policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8], foo=[8]))), "net_arch"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "name"), BAD, ids=[f"{n}={next(iter(k.values()))}" for k, n in BAD])
+def test_bad_hyperparameter_raises_value_error_naming_it(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        DSPG("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "action_space",
+    [
+        gym.spaces.Discrete(3),
+        gym.spaces.MultiDiscrete([2, 3]),
+        gym.spaces.MultiBinary(2),
+    ],
+    ids=["discrete", "multi-discrete", "multi-binary"],
+)
+def test_unsupported_action_space_raises_value_error(action_space):
+    with pytest.raises(ValueError, match="action_space"):
+        DSPG("MlpPolicy", env_with_action_space(action_space))
+
+
+def test_unbounded_action_space_sb3_error_reaches_user():
+    with pytest.raises(AssertionError, match="finite lower and upper bound"):
+        DSPG("MlpPolicy", env_with_action_space(gym.spaces.Box(-np.inf, np.inf, (2,), dtype=np.float32)))
+
+
+def env_with_action_space(action_space) -> gym.Env:
+    class Env(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (3,), dtype=np.float32)
+
+        def __init__(self):
+            self.action_space = action_space
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(3, dtype=np.float32), {}
+
+        def step(self, action):
+            return np.zeros(3, dtype=np.float32), 0.0, True, False, {}
+
+    return Env()
