@@ -144,3 +144,30 @@ def env_with_action_space(action_space) -> gym.Env:
             return np.zeros(3, dtype=np.float32), 0.0, True, False, {}
 
     return Env()
+
+
+def test_save_load_round_trip_predicts_identically_and_keeps_statistics(tmp_path):
+    model = DSPG("MlpPolicy", "Pendulum-v1", seed=0, denoise_sigma=0.15, cond_dropout=0.25, **SMALL)
+    model.learn(300)
+    model.save(tmp_path / "model")
+    loaded = DSPG.load(tmp_path / "model", env=gym.make("Pendulum-v1"))
+    obs = np.random.default_rng(0).uniform(-1, 1, (16, 3)).astype(np.float32)
+    assert np.array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    assert (loaded.denoise_sigma, loaded.cond_dropout) == (0.15, 0.25)
+    saved, restored = model.policy.state_dict(), loaded.policy.state_dict()
+    assert set(saved) == set(restored)
+    assert all(th.equal(saved[k], restored[k]) for k in saved)  # includes outcome_norm and grad_mean_square
+    assert restored["denoiser.outcome_norm.count"] > 0
+    for name in ("actor", "critic", "denoiser", "grad_head"):
+        assert getattr(loaded, name).optimizer.state_dict()["state"], f"{name} optimizer state lost"
+    loaded.learn(200, reset_num_timesteps=False)  # and it continues training
+
+
+def test_cli_train_saves_logs_and_evaluates(tmp_path, capsys):
+    from sb3_dspg.cli import main
+
+    main(["train", "--env", "sb3_dspg/NoisyBandit-v0", "--timesteps", "700", "--out", str(tmp_path), "--no-progress-bar"])
+    printed = capsys.readouterr().out
+    assert "mean return" in printed
+    assert (tmp_path / "dspg_sb3_dspg_NoisyBandit-v0_seed0.zip").exists()
+    assert "train/denoiser_loss" in tensorboard_scalars(tmp_path / "tb")
