@@ -341,6 +341,27 @@ class DSPG(OffPolicyAlgorithm):
             critic_grad = th.autograd.grad(q_value, points)[0]
         return F.cosine_similarity(critic_grad, grad_estimate, dim=1).mean().item()
 
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """Refuse non-finite observations and rewards before they enter the replay buffer."""
+        terminal = [info["terminal_observation"] for info in infos if "terminal_observation" in info]
+        for name, value in (("reward", reward), ("observation", new_obs), ("terminal observation", terminal)):
+            arrays = value.values() if isinstance(value, dict) else [value]
+            if not all(np.all(np.isfinite(np.asarray(array, dtype=np.float64))) for array in arrays):
+                raise ValueError(
+                    f"DSPG: the environment returned a non-finite {name} at step {self.num_timesteps} "
+                    f"(num_timesteps); it was not stored in the replay buffer. Fix the environment or wrap it "
+                    f"(e.g. stable_baselines3.common.vec_env.VecCheckNan to find where it comes from)."
+                )
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
     def learn(
         self: SelfDSPG,
         total_timesteps: int,

@@ -9,7 +9,14 @@ import torch as th
 
 from sb3_dspg import score
 
-th.set_default_dtype(th.float64)
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Closed forms are compared in double precision; restore the default for the other test modules."""
+    previous = th.get_default_dtype()
+    th.set_default_dtype(th.float64)
+    yield
+    th.set_default_dtype(previous)
 
 
 class LinearGaussianWorld:
