@@ -1,0 +1,140 @@
+"""Time a DSPG update against TD3, SAC and DDPG, side by side in one process, interleaved A B A B.
+
+Two measurements per env size:
+- gradient updates: ``model.train(gradient_steps=N, batch_size=256)`` on a pre-filled buffer;
+- full ``learn()``: env steps per second, including the updates (``train_freq=1``, ``gradient_steps=1``).
+Every algorithm uses the same ``net_arch`` and batch size. Reported: medians over repetitions and the
+ratios DSPG/TD3 and DSPG/SAC. ``--profile`` adds the top torch-profiler costs of a DSPG update.
+
+    python benchmarks/throughput.py --threads 1 --reps 7
+"""
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3 import DDPG, SAC, TD3
+from stable_baselines3.common.logger import Logger
+
+from sb3_dspg import DSPG
+
+ALGOS = {"dspg": DSPG, "td3": TD3, "sac": SAC, "ddpg": DDPG}
+ENVS = {"Pendulum-v1": "Pendulum-v1", "HalfCheetah-v5": "HalfCheetah-v5"}
+
+
+def make_model(algo: str, env_id: str, net_arch: list[int], device: str, learning_starts: int = 100):
+    model = ALGOS[algo]("MlpPolicy", env_id, policy_kwargs=dict(net_arch=net_arch), batch_size=256, device=device,
+                        learning_starts=learning_starts, seed=0)  # fmt: skip
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
+def fill_buffer(model, n: int, seed: int = 0) -> None:
+    """Random transitions with the env's shapes, the same for every algorithm."""
+    rng = np.random.default_rng(seed)
+    obs_shape, act_dim = model.observation_space.shape, model.action_space.shape[0]
+    for _ in range(n):
+        obs = rng.standard_normal((1, *obs_shape)).astype(np.float32)
+        next_obs = obs + 0.1 * rng.standard_normal((1, *obs_shape)).astype(np.float32)
+        action = rng.uniform(-1, 1, (1, act_dim)).astype(np.float32)
+        model.replay_buffer.add(obs, next_obs, action, rng.standard_normal(1), np.zeros(1), [{}])
+
+
+def time_updates(models: dict, steps: int, reps: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for model in models.values():  # warm-up
+        model.train(gradient_steps=steps // 4 or 1, batch_size=256)
+    for _ in range(reps):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.train(gradient_steps=steps, batch_size=256)
+            if model.device.type == "cuda":
+                th.cuda.synchronize()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
+
+
+def time_learn(
+    algos: list[str], env_id: str, net_arch: list[int], device: str, steps: int, reps: int
+) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {name: [] for name in algos}
+    for _ in range(reps):
+        for name in algos:
+            model = make_model(name, env_id, net_arch, device, learning_starts=100)
+            model.learn(100)  # random warm-up steps, not timed
+            start = time.perf_counter()
+            model.learn(steps, reset_num_timesteps=False)
+            rates[name].append(steps / (time.perf_counter() - start))
+    return rates
+
+
+def profile_dspg(env_id: str, net_arch: list[int], device: str, top: int = 15) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    model = make_model("dspg", env_id, net_arch, device)
+    fill_buffer(model, 2000)
+    model.train(gradient_steps=20, batch_size=256)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        model.train(gradient_steps=100, batch_size=256)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS))
+    parser.add_argument("--net-arch", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=200, help="gradient steps per timed train() call")
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--learn-steps", type=int, default=1000)
+    parser.add_argument("--learn-reps", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "throughput.md"))
+    args = parser.parse_args()
+    th.set_num_threads(args.threads)
+
+    lines = [
+        "# Throughput: DSPG vs TD3, SAC, DDPG",
+        "",
+        f"Command: `python {' '.join(sys.argv)}`  ",
+        f"Machine: {platform.machine()} CPU, {args.threads} torch thread(s), device {args.device}, torch {th.__version__}; "
+        f"net_arch {args.net_arch} for every network, batch 256, interleaved A B A B.",
+        "",
+    ]
+    for env_id in args.envs:
+        models = {name: make_model(name, env_id, args.net_arch, args.device) for name in args.algos}
+        for model in models.values():
+            fill_buffer(model, 5000)
+        updates = time_updates(models, args.steps, args.reps)
+        learn = time_learn(args.algos, env_id, args.net_arch, args.device, args.learn_steps, args.learn_reps)
+        obs_dim, act_dim = gym.make(env_id).observation_space.shape[0], gym.make(env_id).action_space.shape[0]
+        lines += [
+            f"## {env_id} (obs {obs_dim}, action {act_dim})",
+            "",
+            "| algo | median ms / gradient step | DSPG / algo | median learn() env-steps/s |",
+            "|---|---|---|---|",
+        ]
+        med = {name: statistics.median(values) for name, values in updates.items()}
+        for name in args.algos:
+            ratio = med["dspg"] / med[name] if "dspg" in med else float("nan")
+            lines.append(f"| {name} | {1000 * med[name]:.2f} | {ratio:.2f} | {statistics.median(learn[name]):.0f} |")
+        lines.append("")
+    if args.profile:
+        lines += ["## Top costs of a DSPG update (torch.profiler, HalfCheetah size, 100 steps)", "", "```"]
+        lines += [profile_dspg(args.envs[-1], args.net_arch, args.device), "```", ""]
+    text = "\n".join(lines)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
