@@ -351,8 +351,9 @@ class DSPG(OffPolicyAlgorithm):
         infos: list[dict[str, Any]],
     ) -> None:
         """Refuse non-finite observations and rewards before they enter the replay buffer."""
-        terminal = [info["terminal_observation"] for info in infos if "terminal_observation" in info]
-        for name, value in (("reward", reward), ("observation", new_obs), ("terminal observation", terminal)):
+        checks = [("reward", reward), ("observation", new_obs)]
+        checks += [("terminal observation", info["terminal_observation"]) for info in infos if "terminal_observation" in info]
+        for name, value in checks:
             arrays = value.values() if isinstance(value, dict) else [value]
             if not all(np.all(np.isfinite(np.asarray(array, dtype=np.float64))) for array in arrays):
                 raise ValueError(
