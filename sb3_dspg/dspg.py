@@ -1,6 +1,9 @@
 """DSPG: the Denoising Score Policy Gradient, an SB3 off-policy algorithm (DESIGN.md)."""
 
+import io
 import math
+import pathlib
+import zipfile
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -175,6 +178,12 @@ class DSPG(OffPolicyAlgorithm):
         )
         if getattr(self, "action_space", None) is not None:  # None when loading without an env
             _check_action_space(self.action_space)
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, DSPGPolicy)):
+            raise ValueError(
+                f"policy: DSPG needs a DSPGPolicy ('MlpPolicy', 'CnnPolicy', 'MultiInputPolicy' or a subclass), "
+                f"got {self.policy_class!r}. If you are loading a file, it was saved by another algorithm: "
+                "load it with that algorithm's class."
+            )
 
         self.policy_delay = policy_delay
         self.target_noise_clip = target_noise_clip
@@ -381,6 +390,19 @@ class DSPG(OffPolicyAlgorithm):
             progress_bar=progress_bar,
         )
 
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfDSPG], path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any
+    ) -> SelfDSPG:
+        """
+        Load a DSPG model saved with :meth:`save` (same arguments as SB3's ``BaseAlgorithm.load``).
+
+        A truncated or corrupted file raises ``ValueError`` naming the file; a model saved by another
+        algorithm raises ``ValueError`` naming the policy class it holds.
+        """
+        _check_model_file(path)
+        return super().load(path, *args, **kwargs)
+
     def _excluded_save_params(self) -> list[str]:
         return super()._excluded_save_params() + ["actor", "critic", "actor_target", "critic_target", "denoiser", "grad_head"]  # noqa: RUF005
 
@@ -395,6 +417,25 @@ def _repeat_obs(obs: Any, n_copies: int) -> Any:
     if isinstance(obs, dict):
         return {key: value.repeat(n_copies, *([1] * (value.dim() - 1))) for key, value in obs.items()}
     return obs.repeat(n_copies, *([1] * (obs.dim() - 1)))
+
+
+def _check_model_file(path: Any) -> None:
+    """Refuse a truncated or corrupted model zip with a clear message (SB3 reports it as a bare assertion)."""
+    if not isinstance(path, str | pathlib.Path):
+        return
+    candidates = [pathlib.Path(path), pathlib.Path(f"{path}.zip")]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None or not zipfile.is_zipfile(found):
+        return  # SB3 raises FileNotFoundError / "wasn't a zip-file" itself
+    try:
+        with zipfile.ZipFile(found) as archive:
+            corrupted, names = archive.testzip(), archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValueError(f"path: {found} is not a readable DSPG model file ({error})") from error
+    missing = {"data", "policy.pth"} - set(names)
+    if corrupted is not None or missing:
+        problem = f"corrupted member {corrupted!r}" if corrupted is not None else f"missing {sorted(missing)}"
+        raise ValueError(f"path: {found} is not a complete DSPG model file ({problem}); was it truncated?")
 
 
 def _check_action_space(action_space: spaces.Space) -> None:
