@@ -1,7 +1,8 @@
-"""The ``sb3-dspg`` command: ``sb3-dspg train`` trains, saves, logs to TensorBoard and evaluates DSPG."""
+"""The ``sb3-dspg`` command: ``train`` (train, save, log to TensorBoard, evaluate DSPG) and ``compare``."""
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     p_train.add_argument("--eval-episodes", type=int, default=10)
     p_train.add_argument("--no-progress-bar", action="store_true")
     p_train.add_argument("--verbose", type=int, default=0)
+    sub.add_parser(
+        "compare", help="DSPG vs DDPG/TD3/SAC/TQC/CrossQ across envs and seeds (see sb3-dspg compare --help)", add_help=False
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "compare":
+        from sb3_dspg.compare import main as compare_main
+
+        compare_main(argv[1:])
+        return
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args)

@@ -50,13 +50,25 @@ class NoisyBandit(gym.Env):
     :param noise: kind of outcome noise, one of ``NOISE_KINDS``
     :param noise_scale: std of the outcome noise
     :param task_seed: seed of the target map ``W`` (the same task for every env seed)
+    :param reward: ``quadratic`` (above) or ``hit``: ``R = 1[‖y − c(s)‖ < 0.25]``, a reward region the
+        outcome must hit, discontinuous in the outcome (``∇_a Q̂`` of a critic fitted to 0/1 returns is
+        a poor guide there; ``expected_reward`` is then not available in closed form)
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
 
     def __init__(
-        self, action_dim: int = 2, context_dim: int = 2, noise: str = "bimodal", noise_scale: float = 0.3, task_seed: int = 0
+        self,
+        action_dim: int = 2,
+        context_dim: int = 2,
+        noise: str = "bimodal",
+        noise_scale: float = 0.3,
+        task_seed: int = 0,
+        reward: str = "quadratic",
     ):
+        if reward not in ("quadratic", "hit"):
+            raise ValueError(f"reward: must be 'quadratic' or 'hit', got {reward!r}")
+        self.reward_kind = reward
         if noise not in NOISE_KINDS:
             raise ValueError(f"noise: must be one of {NOISE_KINDS}, got {noise!r}")
         if not noise_scale >= 0:
@@ -73,7 +85,7 @@ class NoisyBandit(gym.Env):
         return 0.8 * np.tanh(2.0 * context @ self.weights.T)
 
     def expected_reward(self, context: np.ndarray, action: np.ndarray) -> np.ndarray:
-        """``E[R | s, a]``."""
+        """``E[R | s, a]`` of the quadratic reward."""
         return -np.sum((action - self.target(context)) ** 2, axis=-1) - self.action_dim * self.noise_scale**2
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -84,18 +96,148 @@ class NoisyBandit(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         outcome = action + sample_noise(self.np_random, self.noise, self.noise_scale, (self.action_dim,))
-        reward = -float(np.sum((outcome - self.target(self._context)) ** 2))
+        distance2 = float(np.sum((outcome - self.target(self._context)) ** 2))
+        if self.reward_kind == "hit":
+            return self._obs(outcome), float(distance2 < 0.25**2), True, False, {}
         info = {"expected_reward": float(self.expected_reward(self._context, action))}
-        return self._obs(outcome), reward, True, False, info
+        return self._obs(outcome), -distance2, True, False, info
 
     def _obs(self, outcome: np.ndarray) -> np.ndarray:
         obs = np.concatenate([self._context, outcome])
         return np.clip(obs, self.observation_space.low, self.observation_space.high).astype(np.float32)
 
 
+class _NoiseRNG:
+    """A noise generator of its own, seeded from the env's ``reset(seed=...)`` (the env's own stream is untouched)."""
+
+    def _seed_rng(self, seed: int | None) -> None:
+        if seed is not None or not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng(None if seed is None else [seed, 0x5EED])
+
+
+class ActuatorNoise(gym.Wrapper, _NoiseRNG):
+    """
+    Actuator noise: the executed action is ``clip(a + scale·h·ε, low, high)``, with ``h`` the half
+    range of the action box and ``ε`` zero-mean unit-variance noise of ``kind`` (:func:`sample_noise`).
+    The agent (and its replay buffer) sees its intended action ``a``.
+
+    :param env: the env to wrap (Box actions)
+    :param scale: noise std as a fraction of the half action range
+    :param kind: ``gaussian``, ``bimodal`` or ``student_t``
+    """
+
+    def __init__(self, env: gym.Env, scale: float = 0.2, kind: str = "gaussian"):
+        super().__init__(env)
+        if kind not in NOISE_KINDS or not scale >= 0:
+            raise ValueError(f"kind must be one of {NOISE_KINDS} and scale >= 0, got kind={kind!r}, scale={scale!r}")
+        self.scale, self.kind = scale, kind
+        self._half_range = (env.action_space.high - env.action_space.low) / 2
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._seed_rng(seed)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        noise = self._half_range * sample_noise(self._rng, self.kind, self.scale, np.shape(action))
+        executed = np.clip(action + noise, self.env.action_space.low, self.env.action_space.high)
+        return self.env.step(executed.astype(self.env.action_space.dtype))
+
+
+class TransitionNoise(gym.Wrapper, _NoiseRNG):
+    """
+    Transition noise: after each step a random push ``scale·ε`` is added to the velocities of the
+    next state (MuJoCo ``qvel``, or Pendulum's angular velocity), and the observation is recomputed,
+    so ``p(s′ | s, a)`` is genuinely stochastic. The reward of the step is the env's, before the push.
+
+    :param env: a MuJoCo env or Pendulum-v1
+    :param scale: std of the push (velocity units)
+    :param kind: ``gaussian``, ``bimodal`` or ``student_t``
+    """
+
+    def __init__(self, env: gym.Env, scale: float = 0.3, kind: str = "gaussian"):
+        super().__init__(env)
+        if kind not in NOISE_KINDS or not scale >= 0:
+            raise ValueError(f"kind must be one of {NOISE_KINDS} and scale >= 0, got kind={kind!r}, scale={scale!r}")
+        base = env.unwrapped
+        if not (hasattr(base, "data") or type(base).__name__ == "PendulumEnv"):
+            raise ValueError(f"env: TransitionNoise supports MuJoCo envs and Pendulum-v1, got {type(base).__name__}")
+        self.scale, self.kind = scale, kind
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._seed_rng(seed)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        base = self.env.unwrapped
+        if hasattr(base, "data"):  # MuJoCo
+            base.data.qvel[:] += sample_noise(self._rng, self.kind, self.scale, base.data.qvel.shape)
+        else:  # Pendulum: state = (theta, theta_dot), theta_dot bounded by max_speed
+            push = sample_noise(self._rng, self.kind, self.scale, (1,))[0]
+            base.state[1] = np.clip(base.state[1] + push, -base.max_speed, base.max_speed)
+        obs = np.asarray(base._get_obs(), dtype=self.observation_space.dtype)
+        return obs, reward, terminated, truncated, info
+
+
+def make_noisy(
+    base_id: str,
+    actuator: float = 0.0,
+    transition: float = 0.0,
+    kind: str = "gaussian",
+    **kwargs: Any,
+) -> gym.Env:
+    """
+    ``gym.make(base_id)`` with actuator and/or transition noise (see :class:`ActuatorNoise`, :class:`TransitionNoise`).
+
+    :param base_id: a Gymnasium id (``Pendulum-v1``, ``InvertedPendulum-v5``, ``HalfCheetah-v5``, ...)
+    :param actuator: actuator-noise std as a fraction of the half action range (0: none)
+    :param transition: std of the velocity push (0: none)
+    :param kind: noise distribution, one of ``NOISE_KINDS``
+    """
+    env = gym.make(base_id, **kwargs)
+    if transition > 0:
+        env = TransitionNoise(env, transition, kind)
+    if actuator > 0:
+        env = ActuatorNoise(env, actuator, kind)
+    return env
+
+
+#: Registered noisy worlds: id -> (entry point, kwargs, max_episode_steps). Levels keep the tasks solvable.
+NOISY_WORLDS: dict[str, tuple[str, dict[str, Any], int | None]] = {
+    "sb3_dspg/NoisyBandit-v0": ("sb3_dspg.envs:NoisyBandit", {}, 1),
+    "sb3_dspg/HitBandit-v0": ("sb3_dspg.envs:NoisyBandit", {"reward": "hit"}, 1),
+    "sb3_dspg/ActuatorPendulum-v1": ("sb3_dspg.envs:make_noisy", {"base_id": "Pendulum-v1", "actuator": 0.3}, None),
+    "sb3_dspg/PushPendulum-v1": ("sb3_dspg.envs:make_noisy", {"base_id": "Pendulum-v1", "transition": 0.5}, None),
+    "sb3_dspg/BimodalPendulum-v1": (
+        "sb3_dspg.envs:make_noisy",
+        {"base_id": "Pendulum-v1", "actuator": 0.3, "kind": "bimodal"},
+        None,
+    ),
+    "sb3_dspg/HeavyTailPushPendulum-v1": (
+        "sb3_dspg.envs:make_noisy",
+        {"base_id": "Pendulum-v1", "transition": 0.5, "kind": "student_t"},
+        None,
+    ),
+    "sb3_dspg/ActuatorInvertedPendulum-v5": (
+        "sb3_dspg.envs:make_noisy",
+        {"base_id": "InvertedPendulum-v5", "actuator": 0.3},
+        None,
+    ),
+    "sb3_dspg/PushInvertedPendulum-v5": (
+        "sb3_dspg.envs:make_noisy",
+        {"base_id": "InvertedPendulum-v5", "transition": 0.1},
+        None,
+    ),
+    "sb3_dspg/NoisyHalfCheetah-v5": (
+        "sb3_dspg.envs:make_noisy",
+        {"base_id": "HalfCheetah-v5", "actuator": 0.2, "transition": 0.1},
+        None,
+    ),
+}
+
+
 def register_envs() -> None:
     """Register the noisy worlds' ids (idempotent)."""
-    ids = {"sb3_dspg/NoisyBandit-v0": {}}
-    for env_id, kwargs in ids.items():
+    for env_id, (entry_point, kwargs, max_steps) in NOISY_WORLDS.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point="sb3_dspg.envs:NoisyBandit", kwargs=kwargs, max_episode_steps=1)
+            gym.register(env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=max_steps)
