@@ -24,13 +24,25 @@ from stable_baselines3.common.logger import Logger
 
 from sb3_dspg import DSPG
 
-ALGOS = {"dspg": DSPG, "td3": TD3, "sac": SAC, "ddpg": DDPG}
+FUSED = dict(optimizer_kwargs=dict(fused=True))
+#: name -> (class, extra keyword arguments, extra policy_kwargs). DSPG uses fused Adam by default (torch >= 2.4).
+ALGOS = {
+    "dspg": (DSPG, {}, {}),
+    "dspg-unfused": (DSPG, {}, dict(optimizer_kwargs=dict(fused=False))),
+    "dspg-no-antithetic": (DSPG, dict(antithetic=False), {}),
+    "td3": (TD3, {}, {}),
+    "td3-fused": (TD3, {}, FUSED),
+    "sac": (SAC, {}, {}),
+    "sac-fused": (SAC, {}, FUSED),
+    "ddpg": (DDPG, {}, {}),
+}
 ENVS = {"Pendulum-v1": "Pendulum-v1", "HalfCheetah-v5": "HalfCheetah-v5"}
 
 
 def make_model(algo: str, env_id: str, net_arch: list[int], device: str, learning_starts: int = 100):
-    model = ALGOS[algo]("MlpPolicy", env_id, policy_kwargs=dict(net_arch=net_arch), batch_size=256, device=device,
-                        learning_starts=learning_starts, seed=0)  # fmt: skip
+    cls, kwargs, policy_kwargs = ALGOS[algo]
+    model = cls("MlpPolicy", env_id, policy_kwargs=dict(net_arch=net_arch, **policy_kwargs), batch_size=256, device=device,
+                learning_starts=learning_starts, seed=0, **kwargs)  # fmt: skip
     model.set_logger(Logger(folder=None, output_formats=[]))
     return model
 
@@ -89,7 +101,12 @@ def profile_dspg(env_id: str, net_arch: list[int], device: str, top: int = 15) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=list(ENVS))
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS))
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=["dspg", "dspg-unfused", "dspg-no-antithetic", "td3", "td3-fused", "sac", "sac-fused", "ddpg"],
+    )
+    parser.add_argument("--learn-algos", nargs="+", default=["dspg", "td3", "sac", "ddpg"])
     parser.add_argument("--net-arch", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
@@ -115,7 +132,7 @@ def main() -> None:
         for model in models.values():
             fill_buffer(model, 5000)
         updates = time_updates(models, args.steps, args.reps)
-        learn = time_learn(args.algos, env_id, args.net_arch, args.device, args.learn_steps, args.learn_reps)
+        learn = time_learn(args.learn_algos, env_id, args.net_arch, args.device, args.learn_steps, args.learn_reps)
         obs_dim, act_dim = gym.make(env_id).observation_space.shape[0], gym.make(env_id).action_space.shape[0]
         lines += [
             f"## {env_id} (obs {obs_dim}, action {act_dim})",
@@ -126,7 +143,8 @@ def main() -> None:
         med = {name: statistics.median(values) for name, values in updates.items()}
         for name in args.algos:
             ratio = med["dspg"] / med[name] if "dspg" in med else float("nan")
-            lines.append(f"| {name} | {1000 * med[name]:.2f} | {ratio:.2f} | {statistics.median(learn[name]):.0f} |")
+            rate = f"{statistics.median(learn[name]):.0f}" if name in learn else "-"
+            lines.append(f"| {name} | {1000 * med[name]:.2f} | {ratio:.2f} | {rate} |")
         lines.append("")
     if args.profile:
         lines += ["## Top costs of a DSPG update (torch.profiler, HalfCheetah size, 100 steps)", "", "```"]

@@ -17,6 +17,8 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
+_TORCH_HAS_CPU_FUSED_ADAM = tuple(int(part) for part in th.__version__.split(".")[:2]) >= (2, 4)
+
 #: Keys ``net_arch`` may hold when it is a dict: actor, baseline head, denoiser, gradient head.
 NET_ARCH_KEYS = ("pi", "qf", "dn", "gh")
 
@@ -237,7 +239,8 @@ class DSPGPolicy(TD3Policy):
     :param features_extractor_kwargs: Keyword arguments to pass to the features extractor.
     :param normalize_images: Whether to normalize images or not, dividing by 255.0 (True by default)
     :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
-    :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
+    :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer.
+        With Adam on torch >= 2.4 the default is ``{"fused": True}`` (pass ``{"fused": False}`` to opt out).
     :param n_critics: Number of Q networks in the baseline head.
     :param share_features_extractor: Whether to share the actor's features extractor with every
         other network (it is then trained by the actor loss only)
@@ -270,6 +273,9 @@ class DSPGPolicy(TD3Policy):
                     f"net_arch: a dict needs the keys 'pi' and 'qf' and may add 'dn' and 'gh' (allowed: {NET_ARCH_KEYS}); "
                     f"got {sorted(net_arch)}"
                 )
+        if optimizer_class is th.optim.Adam and _TORCH_HAS_CPU_FUSED_ADAM:
+            # one fused kernel per optimizer step (CPU and CUDA): ~10% of a DSPG update, same maths as Adam
+            optimizer_kwargs = {"fused": True, **(optimizer_kwargs or {})}
         if net_arch is None:
             # TD3's defaults for the actor and the baseline head; DSPG's own networks use [256, 256]
             hidden = [256, 256] if features_extractor_class == NatureCNN else [400, 300]
