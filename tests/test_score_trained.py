@@ -2,7 +2,8 @@
 
 import pytest
 import torch as th
-from one_step_world import OneStepWorld, batch_mean_estimates, train_denoiser_and_baseline
+
+from sb3_dspg.one_step import OneStepWorld, batch_mean_estimates, train_denoiser_and_baseline
 
 SIGMA, BETA = 0.2, 0.4
 SHRINK = BETA**2 / (BETA**2 + SIGMA**2)  # E[ĝ] is the gradient shrunk by β²/(β² + σ²)
@@ -12,7 +13,8 @@ SHRINK = BETA**2 / (BETA**2 + SIGMA**2)  # E[ĝ] is the gradient shrunk by β²/
 def trained(request):
     th.manual_seed(0)
     world = OneStepWorld(request.param, beta=BETA)
-    return world, *train_denoiser_and_baseline(world, SIGMA, steps=1500)
+    nets = train_denoiser_and_baseline(world, SIGMA, steps=1500)
+    return world, nets["denoiser"], nets["baseline"], nets["clean_baseline"]
 
 
 def test_batch_mean_estimate_aligns_with_analytic_gradient(trained):
