@@ -1,5 +1,6 @@
 """Policies for DSPG: SB3's TD3 policy plus a denoiser critic and an amortised gradient head."""
 
+import math
 from typing import Any
 
 import torch as th
@@ -152,7 +153,7 @@ class DenoiserCritic(BaseModel):
         :return: ``(F(ã, σ, s, o), F(ã, σ, s, ∅))``, each ``(N, d)``
         """
         n = features.shape[0]
-        log_sigma = features.new_full((n, 1), float(th.log(th.tensor(sigma))))
+        log_sigma = features.new_full((n, 1), math.log(sigma))
         shared = th.cat([features, noised_actions, log_sigma], dim=1)
         ones = features.new_ones((n, 1))
         cond = th.cat([shared, outcome, ones], dim=1)
