@@ -289,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "sb3-dspg compare " + " ".join(sys.argv[1:] if argv is None else argv)
+    given = sys.argv[1:] if argv is None else argv
+    # the command that produces the runs (a --report-only call only re-aggregates them)
+    command = "sb3-dspg compare " + " ".join(arg for arg in given if arg != "--report-only")
 
     if not args.report_only:
         from tqdm import tqdm
