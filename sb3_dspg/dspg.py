@@ -271,8 +271,8 @@ class DSPG(OffPolicyAlgorithm):
                     outcome_score = score.outcome_score(eps_cond, eps_uncond, sigma)
                     obs_rep = _repeat_obs(obs, n_copies)
                     baseline = th.min(th.cat(self.critic(obs_rep, noised_actions), dim=1), dim=1, keepdim=True)[0]
-                    advantage = returns.repeat(n_copies, 1) - baseline
-                    grad_estimate = score.action_gradient_estimate(returns.repeat(n_copies, 1), baseline, outcome_score)
+                    returns_rep = returns.repeat(n_copies, 1)
+                    grad_estimate = score.action_gradient_estimate(returns_rep, baseline, outcome_score)
                     rms = self.grad_head.update_scale(grad_estimate)
                     head_target = score.clip_and_scale(grad_estimate, rms, self.grad_clip)
 
@@ -307,7 +307,7 @@ class DSPG(OffPolicyAlgorithm):
                     "denoiser_loss_uncond": loss_uncond,
                     "head_loss": head_loss,
                     "score_norm": outcome_score.norm(dim=1).mean(),
-                    "advantage_std": advantage.std(),
+                    "advantage_std": (returns_rep - baseline).std(),
                     "grad_estimate_norm": grad_estimate.norm(dim=1).mean(),
                     "grad_estimate_rms": rms,
                     "saturated_fraction": (pre_tanh.abs() > 2.0).float().mean(),
