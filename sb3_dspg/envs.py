@@ -107,15 +107,26 @@ class NoisyBandit(gym.Env):
         return np.clip(obs, self.observation_space.low, self.observation_space.high).astype(np.float32)
 
 
-class _NoiseRNG:
-    """A noise generator of its own, seeded from the env's ``reset(seed=...)`` (the env's own stream is untouched)."""
+class _NoiseWrapper(gym.Wrapper):
+    """
+    Shared part of the noise wrappers: the ``scale``/``kind`` arguments and a noise generator of its
+    own, seeded from ``reset(seed=...)`` (the env's own random stream is untouched).
+    """
 
-    def _seed_rng(self, seed: int | None) -> None:
-        if seed is not None or not hasattr(self, "_rng"):
-            self._rng = np.random.default_rng(None if seed is None else [seed, 0x5EED])
+    def __init__(self, env: gym.Env, scale: float, kind: str):
+        super().__init__(env)
+        if kind not in NOISE_KINDS or not scale >= 0:
+            raise ValueError(f"kind must be one of {NOISE_KINDS} and scale >= 0, got kind={kind!r}, scale={scale!r}")
+        self.scale, self.kind = scale, kind
+        self._rng = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng([seed, 0x5EED])
+        return self.env.reset(seed=seed, options=options)
 
 
-class ActuatorNoise(gym.Wrapper, _NoiseRNG):
+class ActuatorNoise(_NoiseWrapper):
     """
     Actuator noise: the executed action is ``clip(a + scale·h·ε, low, high)``, with ``h`` the half
     range of the action box and ``ε`` zero-mean unit-variance noise of ``kind`` (:func:`sample_noise`).
@@ -127,15 +138,8 @@ class ActuatorNoise(gym.Wrapper, _NoiseRNG):
     """
 
     def __init__(self, env: gym.Env, scale: float = 0.2, kind: str = "gaussian"):
-        super().__init__(env)
-        if kind not in NOISE_KINDS or not scale >= 0:
-            raise ValueError(f"kind must be one of {NOISE_KINDS} and scale >= 0, got kind={kind!r}, scale={scale!r}")
-        self.scale, self.kind = scale, kind
+        super().__init__(env, scale, kind)
         self._half_range = (env.action_space.high - env.action_space.low) / 2
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._seed_rng(seed)
-        return self.env.reset(seed=seed, options=options)
 
     def step(self, action):
         noise = self._half_range * sample_noise(self._rng, self.kind, self.scale, np.shape(action))
@@ -143,7 +147,7 @@ class ActuatorNoise(gym.Wrapper, _NoiseRNG):
         return self.env.step(executed.astype(self.env.action_space.dtype))
 
 
-class TransitionNoise(gym.Wrapper, _NoiseRNG):
+class TransitionNoise(_NoiseWrapper):
     """
     Transition noise: after each step a random push ``scale·ε`` is added to the velocities of the
     next state (MuJoCo ``qvel``, or Pendulum's angular velocity), and the observation is recomputed,
@@ -155,17 +159,10 @@ class TransitionNoise(gym.Wrapper, _NoiseRNG):
     """
 
     def __init__(self, env: gym.Env, scale: float = 0.3, kind: str = "gaussian"):
-        super().__init__(env)
-        if kind not in NOISE_KINDS or not scale >= 0:
-            raise ValueError(f"kind must be one of {NOISE_KINDS} and scale >= 0, got kind={kind!r}, scale={scale!r}")
+        super().__init__(env, scale, kind)
         base = env.unwrapped
         if not (hasattr(base, "data") or type(base).__name__ == "PendulumEnv"):
             raise ValueError(f"env: TransitionNoise supports MuJoCo envs and Pendulum-v1, got {type(base).__name__}")
-        self.scale, self.kind = scale, kind
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._seed_rng(seed)
-        return self.env.reset(seed=seed, options=options)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
