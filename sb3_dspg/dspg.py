@@ -364,7 +364,7 @@ class DSPG(OffPolicyAlgorithm):
         checks += [("terminal observation", info["terminal_observation"]) for info in infos if "terminal_observation" in info]
         for name, value in checks:
             arrays = value.values() if isinstance(value, dict) else [value]
-            if not all(np.all(np.isfinite(np.asarray(array, dtype=np.float64))) for array in arrays):
+            if not all(np.isfinite(array).all() for array in arrays):
                 raise ValueError(
                     f"DSPG: the environment returned a non-finite {name} at step {self.num_timesteps} "
                     f"(num_timesteps); it was not stored in the replay buffer. Fix the environment or wrap it "
