@@ -275,7 +275,8 @@ class DSPGPolicy(TD3Policy):
                     f"got {sorted(net_arch)}"
                 )
         if optimizer_class is th.optim.Adam and _TORCH_HAS_CPU_FUSED_ADAM:
-            # one fused kernel per optimizer step (CPU and CUDA): ~10% of a DSPG update, same maths as Adam
+            # one fused kernel per optimizer step (CPU and CUDA), same maths as Adam: 4-6% of a DSPG update
+            # on CPU (dspg-unfused row of benchmarks/results/throughput.md)
             optimizer_kwargs = {"fused": True, **(optimizer_kwargs or {})}
         if net_arch is None:
             # TD3's defaults for the actor and the baseline head; DSPG's own networks use [256, 256]
