@@ -1,6 +1,6 @@
 """Does ``torch.compile`` of DSPG's MLPs (denoiser, gradient head, twin Q) speed up an update? Interleaved timing.
 
-    python benchmarks/compile_check.py
+python benchmarks/compile_check.py
 """
 
 import statistics

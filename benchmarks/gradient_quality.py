@@ -1,8 +1,9 @@
-"""Gradient quality on one-step worlds with a known ``∇_a E[R]`` (``sb3_dspg/one_step.py``).
+"""Gradient quality on one-step worlds with a known ``∇_a E[R]`` (``sb3_dspg/experiments/one_step.py``).
 
-For each outcome-noise type and action dimension, trains on the same data stream: DSPG's denoiser,
-baseline ``b(s, ã)`` and gradient head, and a DDPG-style critic ``Q(s, a)``. Then, at the policy
-mean of held-out states, compares with the analytic gradient:
+For each outcome-noise type and action dimension, trains a DSPG policy's critic ``Q(s, a)``, denoiser and
+gradient head on the world's data with the shipped DSPG step (the critic is DSPG's baseline at ``ã``
+and, differentiated, the DDPG-style estimate). Then, at the policy mean of held-out states, compares
+with the analytic gradient:
 (a) DSPG's gradient head ``H(s, μ(s))``; (b) the batch-mean of 256 per-sample estimates ``ĝ``;
 (c) ``∇_a Q̂(s, μ(s))``. Reported: mean cosine, and relative error ``‖est − g*‖/‖g*‖`` after
 undoing DSPG's known shrinkage ``k = β²/(β² + σ²)`` (and the head's RMS scaling).
@@ -19,22 +20,23 @@ from pathlib import Path
 import torch as th
 from torch.nn.functional import cosine_similarity
 
-from sb3_dspg.one_step import OneStepWorld, batch_mean_estimates, train_denoiser_and_baseline
+from sb3_dspg.experiments.one_step import OneStepWorld, batch_mean_estimates, train_on_world
+from sb3_dspg.policies import DSPGPolicy
 
 
-def critic_gradient(critic: th.nn.Module, s: th.Tensor, a: th.Tensor) -> th.Tensor:
+def critic_gradient(policy: DSPGPolicy, s: th.Tensor, a: th.Tensor) -> th.Tensor:
     a = a.clone().requires_grad_(True)
-    return th.autograd.grad(critic(th.cat([s, a], 1)).sum(), a)[0]
+    return th.autograd.grad(policy.critic.q1_forward(s, a).sum(), a)[0]
 
 
-def evaluate(world: OneStepWorld, nets: dict, sigma: float, n_states: int) -> dict[str, tuple[float, float]]:
+def evaluate(world: OneStepWorld, policy: DSPGPolicy, sigma: float, n_states: int) -> dict[str, tuple[float, float]]:
     shrink = world.beta**2 / (world.beta**2 + sigma**2)
-    estimates, truths = batch_mean_estimates(world, nets["denoiser"], nets["baseline"], sigma, n_states=n_states)
+    estimates, truths = batch_mean_estimates(world, policy, sigma, n_states=n_states)
     states = th.randn(n_states, world.dim)
     mean_actions, truth = world.policy_mean(states), world.true_gradient(states, world.policy_mean(states))
     with th.no_grad():
-        head = nets["head"](th.cat([states, mean_actions], 1)) * nets["grad_rms"]
-    critic = critic_gradient(nets["critic"], states, mean_actions)
+        head = policy.grad_head(policy.grad_head.features(states), mean_actions) * policy.grad_head.grad_rms()
+    critic = critic_gradient(policy, states, mean_actions)
 
     def metrics(est: th.Tensor, ref: th.Tensor) -> tuple[float, float]:
         cos = cosine_similarity(est, ref, dim=1).mean().item()
@@ -64,7 +66,8 @@ def main() -> None:
         "",
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {platform.machine()} CPU, 1 torch thread. Behaviour spread β={args.beta}, σ={args.sigma}, "
-        f"{args.steps} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256]; "
+        f"{args.steps} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256], "
+        "the shipped DSPG step (sb3_dspg.estimator) with the twin-Q critic as baseline b(s, ã); "
         f"state dim = action dim d, outcome = (a + ε, R). Metrics over {args.states} held-out states: "
         "mean cosine to the analytic ∇_a E[R] at μ(s), median relative error.",
         "",
@@ -77,10 +80,10 @@ def main() -> None:
             th.manual_seed(0)
             world = OneStepWorld(noise, dim=dim, beta=args.beta)
             start = time.perf_counter()
-            nets = train_denoiser_and_baseline(world, args.sigma, args.steps, extras=True)
+            policy = train_on_world(world, args.sigma, args.steps)
             wall = time.perf_counter() - start
             th.manual_seed(1)
-            res = evaluate(world, nets, args.sigma, args.states)
+            res = evaluate(world, policy, args.sigma, args.states)
             cells = " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in ("head", "batch-mean ĝ", "∇_a Q̂"))
             lines.append(f"| {noise} | {dim} | {cells} | {wall:.0f} |")
             print(lines[-1], flush=True)

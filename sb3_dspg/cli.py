@@ -4,7 +4,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -12,30 +11,28 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_dspg import DSPG
-
-#: Hyper-parameters per env id (rl-zoo3's TD3 settings where DSPG shares them); other envs use DSPG's defaults.
-HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "Pendulum-v1": dict(
-        gamma=0.98, buffer_size=200_000, learning_starts=1_000, learning_rate=1e-3, policy_kwargs=dict(net_arch=[400, 300])
-    ),
-    "sb3_dspg/NoisyBandit-v0": dict(learning_starts=500, policy_kwargs=dict(net_arch=[64, 64])),
-}
+from sb3_dspg.hyperparams import default_timesteps, tuned_hyperparams
 
 
 def train(args: argparse.Namespace) -> float:
-    """Train DSPG on ``args.env``, save it, and print (and return) the mean evaluation return."""
+    """
+    Train DSPG on ``args.env`` with its settings from ``sb3_dspg/hyperparams/dspg.yml`` (overridden by
+    ``--hyperparams``), save it, and print (and return) the mean evaluation return.
+    """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    kwargs = {**HYPERPARAMS.get(args.env, {}), **json.loads(args.hyperparams)}
+    action_shape = gym.make(args.env).action_space.shape
+    kwargs = {**tuned_hyperparams("dspg", args.env, action_shape), **json.loads(args.hyperparams)}
+    timesteps = args.timesteps or default_timesteps("dspg", args.env, fallback=10_000)
     model = DSPG("MlpPolicy", args.env, tensorboard_log=str(out / "tb"), seed=args.seed, verbose=args.verbose, **kwargs)
-    model.learn(args.timesteps, progress_bar=not args.no_progress_bar, tb_log_name=f"DSPG_{args.env.replace('/', '_')}")
+    model.learn(timesteps, progress_bar=not args.no_progress_bar, tb_log_name=f"DSPG_{args.env.replace('/', '_')}")
     path = out / f"dspg_{args.env.replace('/', '_')}_seed{args.seed}.zip"
     model.save(path)
     eval_env = Monitor(gym.make(args.env))
     eval_env.reset(seed=args.seed + 10_000)
     rewards, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, return_episode_rewards=True)
     mean, std = float(np.mean(rewards)), float(np.std(rewards))
-    print(f"env={args.env} timesteps={args.timesteps} seed={args.seed}")
+    print(f"env={args.env} timesteps={timesteps} seed={args.seed} hyperparameters={kwargs}")
     print(f"saved model: {path}")
     print(f"tensorboard: tensorboard --logdir {out / 'tb'}")
     print(f"evaluation over {args.eval_episodes} episodes: mean return {mean:.1f} +/- {std:.1f}")
@@ -47,10 +44,14 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train DSPG, save the model, write TensorBoard logs, print the evaluation")
     p_train.add_argument("--env", default="Pendulum-v1", help="gymnasium env id (default: Pendulum-v1)")
-    p_train.add_argument("--timesteps", type=int, default=10_000, help="env steps to train for (default: 10000)")
+    p_train.add_argument(
+        "--timesteps", type=int, default=None, help="env steps (default: the env's n_timesteps in dspg.yml, else 10000)"
+    )
     p_train.add_argument("--seed", type=int, default=0)
     p_train.add_argument("--out", default="runs", help="folder for the model and TensorBoard logs (default: runs)")
-    p_train.add_argument("--hyperparams", default="{}", help="JSON dict of DSPG keyword arguments, e.g. '{\"gamma\": 0.95}'")
+    p_train.add_argument(
+        "--hyperparams", default="{}", help="JSON dict of DSPG keyword arguments over dspg.yml's, e.g. '{\"gamma\": 0.95}'"
+    )
     p_train.add_argument("--eval-episodes", type=int, default=10)
     p_train.add_argument("--no-progress-bar", action="store_true")
     p_train.add_argument("--verbose", type=int, default=0)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "compare":
-        from sb3_dspg.compare import main as compare_main
+        from sb3_dspg.experiments.compare import main as compare_main
 
         compare_main(argv[1:])
         return

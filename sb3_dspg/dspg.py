@@ -1,30 +1,36 @@
-"""DSPG: the Denoising Score Policy Gradient, an SB3 off-policy algorithm (DESIGN.md)."""
+"""DSPG: the Denoising Score Policy Gradient, an SB3 off-policy algorithm (docs/design.md)."""
 
 import io
 import math
 import pathlib
-import zipfile
+from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from sb3_dspg import score
-from sb3_dspg.policies import CnnPolicy, DenoiserCritic, DSPGActor, DSPGPolicy, GradientHead, MlpPolicy, MultiInputPolicy
+from sb3_dspg.checks import (
+    NonFiniteLossError,
+    check_action_space,
+    check_finite_env_data,
+    check_finite_losses,
+    check_hyperparameters,
+    check_model_file,
+)
+from sb3_dspg.estimator import ActionGradientEstimate, estimate_action_gradient
+from sb3_dspg.policies import ActionDenoiser, CnnPolicy, DSPGActor, DSPGPolicy, GradientHead, MlpPolicy, MultiInputPolicy
+
+__all__ = ["DSPG", "NonFiniteLossError"]
 
 SelfDSPG = TypeVar("SelfDSPG", bound="DSPG")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; raised before any optimizer step of that update."""
 
 
 class DSPG(OffPolicyAlgorithm):
@@ -35,19 +41,19 @@ class DSPG(OffPolicyAlgorithm):
     denoiser of actions, conditioned on the transition's outcome and not (classifier-free):
     ``ĝ = (G − b(s, ã)) · (F(ã, σ, s, ∅) − F(ã, σ, s, o)) / σ``, amortised by a gradient head
     ``H(s, a)`` that drives the actor. No gradient is taken through a critic with respect to its
-    action input. Everything TD3 has (twin Q, target smoothing, ``policy_delay``, n-step
-    returns, ...) behaves as in SB3's TD3; the twin Q serves as the return target and the baseline.
-    See ``DESIGN.md`` for the maths.
+    action input. Everything TD3 has (twin-Q critic, target smoothing, ``policy_delay``, n-step
+    returns, ...) behaves as in SB3's TD3; the critic provides the return signal and the baseline.
+    See ``docs/design.md`` for the maths.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, ...)
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: learning rate for adam optimizer, the same for every network
-        (actor, baseline head, denoiser, gradient head); it can be a function of the current
+        (actor, critic, denoiser, gradient head); it can be a function of the current
         progress remaining (from 1 to 0)
     :param buffer_size: size of the replay buffer
     :param learning_starts: how many steps of the model to collect transitions for before learning starts
     :param batch_size: Minibatch size for each gradient update
-    :param tau: the soft update coefficient ("Polyak update", between 0 and 1)
+    :param tau: the soft update coefficient ("Polyak update", between 0 and 1; 0 freezes the targets)
     :param gamma: the discount factor
     :param train_freq: Update the model every ``train_freq`` steps. Alternatively pass a tuple of frequency and unit
         like ``(5, "step")`` or ``(2, "episode")``.
@@ -64,7 +70,7 @@ class DSPG(OffPolicyAlgorithm):
         at a cost of more complexity.
     :param n_steps: When n_step > 1, uses n-step return (with the NStepReplayBuffer) for the return signal.
     :param policy_delay: The actor, the denoiser, the gradient head and the target networks are updated
-        once every ``policy_delay`` gradient steps; the baseline head every step (as TD3's critic).
+        once every ``policy_delay`` gradient steps; the critic every step (as TD3's).
     :param target_policy_noise: Standard deviation of Gaussian noise added to target policy
         (smoothing noise)
     :param target_noise_clip: Limit for absolute value of target policy smoothing noise.
@@ -99,8 +105,7 @@ class DSPG(OffPolicyAlgorithm):
     }
     policy: DSPGPolicy
     actor: DSPGActor
-    actor_target: DSPGActor
-    denoiser: DenoiserCritic
+    denoiser: ActionDenoiser
     grad_head: GradientHead
 
     def __init__(
@@ -137,7 +142,7 @@ class DSPG(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        _check_hyperparameters(
+        check_hyperparameters(
             denoise_sigma=denoise_sigma,
             cond_dropout=cond_dropout,
             exploration_noise=exploration_noise,
@@ -177,7 +182,7 @@ class DSPG(OffPolicyAlgorithm):
             support_multi_env=True,
         )
         if getattr(self, "action_space", None) is not None:  # None when loading without an env
-            _check_action_space(self.action_space)
+            check_action_space(self.action_space)
         if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, DSPGPolicy)):
             raise ValueError(
                 f"policy: DSPG needs a DSPGPolicy ('MlpPolicy', 'CnnPolicy', 'MultiInputPolicy' or a subclass), "
@@ -201,9 +206,9 @@ class DSPG(OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        if self.action_noise is None:
-            action_dim = int(np.prod(self.action_space.shape))
-            self.action_noise = NormalActionNoise(np.zeros(action_dim), self.exploration_noise * np.ones(action_dim))
+        if self.action_noise is None:  # DSPG always explores (docs/design.md §3); shaped like the action space
+            shape = self.action_space.shape
+            self.action_noise = NormalActionNoise(np.zeros(shape), np.full(shape, self.exploration_noise))
         self._create_aliases()
         # Running mean and running var
         self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
@@ -228,95 +233,54 @@ class DSPG(OffPolicyAlgorithm):
         # Update learning rate according to lr schedule
         self._update_learning_rate(self._optimizers())
 
-        sigma = self.denoise_sigma
-        logs: dict[str, list[th.Tensor]] = {}
+        logs: dict[str, list[th.Tensor]] = defaultdict(list)
         for _ in range(gradient_steps):
             self._n_updates += 1
+            # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             obs, actions = replay_data.observations, replay_data.actions
+            returns = self._return_signal(replay_data)
 
-            # Return signal G = r + γ(1 − done)·min_i Q̄_i(s′, π̄(s′) + clipped noise)  (DESIGN.md §1.3)
-            with th.no_grad():
-                noise = actions.clone().data.normal_(0, self.target_policy_noise)
-                noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
-                next_actions = (self.actor_target(replay_data.next_observations) + noise).clamp(-1, 1)
-                next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
-                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-                returns = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-
-            # Baseline head: twin Q, trained exactly as TD3's critic  (§1.4)
+            # Critic: twin Q trained exactly as TD3's; it is also the baseline b(s, ã)
             current_q_values = self.critic(obs, actions)
             critic_loss = sum(F.mse_loss(current_q, returns) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
-            losses = {"baseline_loss": critic_loss}
+            losses = {"critic_loss": critic_loss}
 
             policy_update = self._n_updates % self.policy_delay == 0
             if policy_update:
-                # Denoiser: one pass over the doubled batch gives F(ã, o) and F(ã, ∅)  (§1.1)
-                n_copies = 2 if self.antithetic else 1
-                noised_actions, eta = score.noise_actions(actions, sigma, self.antithetic)
-                features, outcome = self.denoiser.features_and_outcome(obs, replay_data.next_observations, replay_data.rewards)
-                self.denoiser.outcome_norm.update(outcome.detach())
-                outcome = self.denoiser.outcome_norm(outcome)
-                eps_cond, eps_uncond = self.denoiser(
-                    features.repeat(n_copies, 1), noised_actions, outcome.repeat(n_copies, 1), sigma
-                )
-                denoiser_loss, loss_cond, loss_uncond = score.denoiser_loss(eps_cond, eps_uncond, eta, self.cond_dropout)
-                losses["denoiser_loss"] = denoiser_loss
-
-                # Per-sample estimate ĝ = (G − b(s, ã))·score, with the baseline at the noised action  (§1.5)
-                with th.no_grad():
-                    outcome_score = score.outcome_score(eps_cond, eps_uncond, sigma)
-                    obs_rep = _repeat_obs(obs, n_copies)
-                    baseline = th.min(th.cat(self.critic(obs_rep, noised_actions), dim=1), dim=1, keepdim=True)[0]
-                    returns_rep = returns.repeat(n_copies, 1)
-                    grad_estimate = score.action_gradient_estimate(returns_rep, baseline, outcome_score)
-                    rms = self.grad_head.update_scale(grad_estimate)
-                    head_target = score.clip_and_scale(grad_estimate, rms, self.grad_clip)
-
-                # Gradient head H(s, ã) regresses onto clip(ĝ)/RMS; the actor follows H(s, α(s))  (§3)
+                # The DSPG step: denoiser loss, ĝ = (G − b(s, ã))·score and the head's target (docs/design.md §1)
+                est = estimate_action_gradient(
+                    self.denoiser, self.critic, self.grad_head, obs, replay_data.next_observations, replay_data.rewards,
+                    actions, returns, self.denoise_sigma, self.cond_dropout, self.antithetic, self.grad_clip,
+                )  # fmt: skip
+                # Gradient head H(s, ã) regresses onto clip(ĝ)/RMS
                 head_features = self.grad_head.features(obs)
-                head_loss = F.mse_loss(self.grad_head(head_features.repeat(n_copies, 1), noised_actions), head_target)
-                losses["head_loss"] = head_loss
-
+                n_noised = len(est.noised_actions) // len(actions)
+                head_loss = F.mse_loss(self.grad_head(head_features.repeat(n_noised, 1), est.noised_actions), est.head_target)
+                # Actor follows H(s, α(s)), kept out of tanh saturation (docs/design.md §3)
                 policy_actions, pre_tanh = self.actor.forward_with_pre_tanh(obs)
                 with th.no_grad():
                     head_grad = self.grad_head(head_features.detach(), policy_actions)
-                actor_loss = score.surrogate_actor_loss(head_grad, policy_actions)
-                losses["actor_loss"] = actor_loss + self.saturation_coef * score.saturation_penalty(pre_tanh)
+                saturation = score.saturation_penalty(pre_tanh)
+                actor_loss = score.surrogate_actor_loss(head_grad, policy_actions) + self.saturation_coef * saturation
+                losses.update(denoiser_loss=est.denoiser_loss, head_loss=head_loss, actor_loss=actor_loss)
 
-            self._check_finite(losses)
+            # Nothing reaches the weights if a loss is NaN or infinite
+            check_finite_losses(losses, self._n_updates, self.num_timesteps)
             self._step(self.critic.optimizer, critic_loss)
             if policy_update:
-                self._step(self.denoiser.optimizer, denoiser_loss)
+                self._step(self.denoiser.optimizer, est.denoiser_loss)
                 self._step(self.grad_head.optimizer, head_loss)
-                self._step(self.actor.optimizer, losses["actor_loss"])
-
+                self._step(self.actor.optimizer, actor_loss)
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
                 # Copy running stats, see GH issue #996
                 polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
                 polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
-
-                step_logs = {
-                    "actor_loss": actor_loss,
-                    "denoiser_loss": denoiser_loss,
-                    "denoiser_loss_cond": loss_cond,
-                    "denoiser_loss_uncond": loss_uncond,
-                    "head_loss": head_loss,
-                    "score_norm": outcome_score.norm(dim=1).mean(),
-                    "advantage_std": (returns_rep - baseline).std(),
-                    "grad_estimate_norm": grad_estimate.norm(dim=1).mean(),
-                    "grad_estimate_rms": rms,
-                    "saturated_fraction": (pre_tanh.abs() > 2.0).float().mean(),
-                }
-                for key, value in step_logs.items():
-                    logs.setdefault(key, []).append(value.detach())
-                if math.isnan(self._cos_to_critic_grad) or self._n_updates % (100 * self.policy_delay) == 0:
-                    self._cos_to_critic_grad = self._cosine_to_critic_grad(obs_rep, noised_actions, grad_estimate)
-            logs.setdefault("baseline_loss", []).append(critic_loss.detach())
+                for key, value in self._diagnostics(est, losses, saturation, pre_tanh).items():
+                    logs[key].append(value.detach())
+            logs["critic_loss"].append(critic_loss.detach())
 
         self.logger.record("train/n_updates", self._n_updates)
         for key, values in logs.items():
@@ -324,30 +288,61 @@ class DSPG(OffPolicyAlgorithm):
         if not math.isnan(self._cos_to_critic_grad):
             self.logger.record("train/cos_to_critic_grad", self._cos_to_critic_grad)
 
+    def _return_signal(self, replay_data: ReplayBufferSamples) -> th.Tensor:
+        """``G = r + γ(1 − done)·min_i Q̄_i(s′, π̄(s′) + clipped noise)``: TD3's target (n-step aware), ``(B, 1)``."""
+        # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+        with th.no_grad():
+            # Select action according to policy and add clipped noise
+            noise = replay_data.actions.clone().data.normal_(0, self.target_policy_noise)
+            noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+            next_actions = (self.actor_target(replay_data.next_observations) + noise).clamp(-1, 1)
+            # Compute the next Q-values: min over all critics targets
+            next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+            next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+            return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+    def _diagnostics(
+        self, est: ActionGradientEstimate, losses: dict[str, th.Tensor], saturation: th.Tensor, pre_tanh: th.Tensor
+    ) -> dict[str, th.Tensor]:
+        """What a policy update logs (docs/design.md §4); refreshes ``cos_to_critic_grad`` every 100 policy updates."""
+        if math.isnan(self._cos_to_critic_grad) or self._n_updates % (100 * self.policy_delay) == 0:
+            self._cos_to_critic_grad = self._cosine_to_critic_grad(est.noised_obs, est.noised_actions, est.grad_estimate)
+        return {
+            "actor_loss": losses["actor_loss"],
+            "saturation_penalty": saturation,
+            "denoiser_loss": est.denoiser_loss,
+            "denoiser_loss_cond": est.denoiser_loss_cond,
+            "denoiser_loss_uncond": est.denoiser_loss_uncond,
+            "head_loss": losses["head_loss"],
+            "score_norm": est.outcome_score.norm(dim=1).mean(),
+            "advantage_std": est.advantage.std(),
+            "grad_estimate_norm": est.grad_estimate.norm(dim=1).mean(),
+            "grad_estimate_rms": est.grad_rms,
+            "saturated_fraction": (pre_tanh.abs() > 2.0).float().mean(),
+        }
+
     @staticmethod
     def _step(optimizer: th.optim.Optimizer, loss: th.Tensor) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    def _check_finite(self, losses: dict[str, th.Tensor]) -> None:
-        """Raise :class:`NonFiniteLossError` (before any optimizer step) if a loss is NaN or infinite."""
-        if bool(th.isfinite(th.stack(list(losses.values()))).all()):
-            return
-        bad = ", ".join(f"{name}={loss.item()}" for name, loss in losses.items() if not th.isfinite(loss))
-        raise NonFiniteLossError(
-            f"DSPG: non-finite loss at update {self._n_updates} (num_timesteps={self.num_timesteps}): {bad}. "
-            "Training stopped before this update reached the weights; the model as it was after the "
-            "previous update can still be saved. Check the environment's observations and rewards, "
-            "or lower learning_rate."
-        )
-
     def _cosine_to_critic_grad(self, obs: Any, noised_actions: th.Tensor, grad_estimate: th.Tensor) -> float:
-        """Mean cosine between ``ĝ`` and ``∇_a Q_1(s, a)`` at the same ``(s, ã)``: how far DSPG departs from DDPG."""
-        with th.enable_grad():
-            points = noised_actions.detach().requires_grad_(True)
-            q_value = self.critic.q1_forward(obs, points).sum()
-            critic_grad = th.autograd.grad(q_value, points)[0]
+        """
+        Mean cosine between ``ĝ`` and ``∇_a Q_1(s, a)`` at the same ``(s, ã)``: how far DSPG departs from DDPG.
+
+        A diagnostic must not change training: the critic runs in eval mode here (batch-norm statistics
+        untouched, no dropout random numbers drawn).
+        """
+        self.critic.set_training_mode(False)
+        try:
+            with th.enable_grad():
+                points = noised_actions.detach().requires_grad_(True)
+                q_value = self.critic.q1_forward(obs, points).sum()
+                critic_grad = th.autograd.grad(q_value, points)[0]
+        finally:
+            self.critic.set_training_mode(True)
         return F.cosine_similarity(critic_grad, grad_estimate, dim=1).mean().item()
 
     def _store_transition(
@@ -362,14 +357,7 @@ class DSPG(OffPolicyAlgorithm):
         """Refuse non-finite observations and rewards before they enter the replay buffer."""
         checks = [("reward", reward), ("observation", new_obs)]
         checks += [("terminal observation", info["terminal_observation"]) for info in infos if "terminal_observation" in info]
-        for name, value in checks:
-            arrays = value.values() if isinstance(value, dict) else [value]
-            if not all(np.isfinite(array).all() for array in arrays):
-                raise ValueError(
-                    f"DSPG: the environment returned a non-finite {name} at step {self.num_timesteps} "
-                    f"(num_timesteps); it was not stored in the replay buffer. Fix the environment or wrap it "
-                    f"(e.g. stable_baselines3.common.vec_env.VecCheckNan to find where it comes from)."
-                )
+        check_finite_env_data(checks, self.num_timesteps)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     def learn(
@@ -400,7 +388,7 @@ class DSPG(OffPolicyAlgorithm):
         A truncated or corrupted file raises ``ValueError`` naming the file; a model saved by another
         algorithm raises ``ValueError`` naming the policy class it holds.
         """
-        _check_model_file(path)
+        check_model_file(path)
         return super().load(path, *args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
@@ -409,63 +397,3 @@ class DSPG(OffPolicyAlgorithm):
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "denoiser.optimizer", "grad_head.optimizer"]
         return state_dicts, []
-
-
-def _repeat_obs(obs: Any, n_copies: int) -> Any:
-    if n_copies == 1:
-        return obs
-    if isinstance(obs, dict):
-        return {key: value.repeat(n_copies, *([1] * (value.dim() - 1))) for key, value in obs.items()}
-    return obs.repeat(n_copies, *([1] * (obs.dim() - 1)))
-
-
-def _check_model_file(path: Any) -> None:
-    """Refuse a truncated or corrupted model zip with a clear message (SB3 reports it as a bare assertion)."""
-    if not isinstance(path, str | pathlib.Path):
-        return
-    candidates = [pathlib.Path(path), pathlib.Path(f"{path}.zip")]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None or not zipfile.is_zipfile(found):
-        return  # SB3 raises FileNotFoundError / "wasn't a zip-file" itself
-    try:
-        with zipfile.ZipFile(found) as archive:
-            corrupted, names = archive.testzip(), archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"path: {found} is not a readable DSPG model file ({error})") from error
-    missing = {"data", "policy.pth"} - set(names)
-    if corrupted is not None or missing:
-        problem = f"corrupted member {corrupted!r}" if corrupted is not None else f"missing {sorted(missing)}"
-        raise ValueError(f"path: {found} is not a complete DSPG model file ({problem}); was it truncated?")
-
-
-def _check_action_space(action_space: spaces.Space) -> None:
-    if not isinstance(action_space, spaces.Box):
-        raise ValueError(f"action_space: DSPG supports only continuous gymnasium.spaces.Box action spaces, got {action_space}")
-    # unbounded Box: SB3's BaseAlgorithm already refuses it (AssertionError naming the finite bounds)
-
-
-def _check_hyperparameters(**params: Any) -> None:
-    """Raise ``ValueError`` naming the first hyper-parameter outside its allowed range."""
-    rules = {
-        "denoise_sigma": (lambda v: 0 < v < math.inf, "a finite number > 0"),
-        "cond_dropout": (
-            lambda v: 0 < v < 1,
-            "in the open interval (0, 1); 0 would leave the unconditional denoiser untrained",
-        ),
-        "exploration_noise": (lambda v: 0 < v < math.inf, "a finite number > 0 (DSPG's estimate needs spread in the buffer)"),
-        "grad_clip": (lambda v: v > 0, "a number > 0 (math.inf disables clipping)"),
-        "saturation_coef": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
-        "policy_delay": (lambda v: v >= 1, "an integer >= 1"),
-        "batch_size": (lambda v: v >= 1, "an integer >= 1"),
-        "buffer_size": (lambda v: v >= 1, "an integer >= 1"),
-        "tau": (lambda v: 0 < v <= 1, "in (0, 1]"),
-        "gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    }
-    for name, value in params.items():
-        check, allowed = rules[name]
-        try:
-            ok = bool(check(value))
-        except TypeError:
-            ok = False
-        if not ok or (isinstance(value, float) and math.isnan(value)):
-            raise ValueError(f"{name} must be {allowed}, got {value!r}")

@@ -1,4 +1,4 @@
-"""Noisy worlds: environments whose response to an action is stochastic (DESIGN.md §5).
+"""Noisy worlds: environments whose response to an action is stochastic (docs/design.md §5).
 
 After ``import sb3_dspg`` the ids below work with ``gymnasium.make``.
 """

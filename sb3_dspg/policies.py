@@ -1,4 +1,4 @@
-"""Policies for DSPG: SB3's TD3 policy plus a denoiser critic and an amortised gradient head."""
+"""Policies for DSPG: SB3's TD3 policy (actor, twin-Q critic) plus an action denoiser and an amortised gradient head."""
 
 import math
 from typing import Any
@@ -18,55 +18,16 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
+from sb3_dspg.common import RunningNorm, cat_obs, running_rate
+
 _TORCH_HAS_CPU_FUSED_ADAM = tuple(int(part) for part in th.__version__.split(".")[:2]) >= (2, 4)
 
-#: Keys ``net_arch`` may hold when it is a dict: actor, baseline head, denoiser, gradient head.
-NET_ARCH_KEYS = ("pi", "qf", "dn", "gh")
-
-
-class RunningNorm(nn.Module):
-    """
-    Running mean / variance normaliser whose statistics are buffers (saved with the policy).
-
-    The first ``1 / momentum`` updates average exactly (like SB3's ``RunningMeanStd``); after
-    that it is an exponential moving average, so it follows features that drift as a features
-    extractor learns.
-
-    :param dim: size of the last dimension
-    :param momentum: weight of the newest batch once the exact average has ``1 / momentum`` batches
-    :param clip: normalised values are clipped to ``[-clip, clip]``
-    :param eps: added to the variance
-    """
-
-    def __init__(self, dim: int, momentum: float = 0.01, clip: float = 10.0, eps: float = 1e-8):
-        super().__init__()
-        self.momentum = momentum
-        self.clip = clip
-        self.eps = eps
-        self.register_buffer("mean", th.zeros(dim))
-        self.register_buffer("var", th.ones(dim))
-        self.register_buffer("count", th.zeros(()))
-
-    @th.no_grad()
-    def update(self, x: th.Tensor) -> None:
-        """Fold a batch ``(N, dim)`` into the statistics."""
-        self.count += 1
-        rate = th.clamp(1.0 / self.count, min=self.momentum)
-        batch_mean = x.mean(dim=0)
-        batch_var = x.var(dim=0, unbiased=False)
-        delta = batch_mean - self.mean
-        self.mean += rate * delta
-        self.var += rate * (batch_var - self.var) + rate * (1 - rate) * delta.pow(2)
-
-    def forward(self, x: th.Tensor) -> th.Tensor:
-        return th.clamp((x - self.mean) / th.sqrt(self.var + self.eps), -self.clip, self.clip)
-
-
-def _cat_obs(first: PyTorchObs, second: PyTorchObs) -> PyTorchObs:
-    """Stack two observation batches (tensors or dicts of tensors) along the batch dimension."""
-    if isinstance(first, dict):
-        return {key: th.cat([first[key], second[key]], dim=0) for key in first}  # type: ignore[index]
-    return th.cat([first, second], dim=0)  # type: ignore[list-item]
+#: Keys ``net_arch`` may hold when it is a dict: actor, critic (twin Q), denoiser, gradient head.
+NET_ARCH_KEYS = ("pi", "qf", "denoiser", "grad_head")
+#: Earlier short names of the DSPG keys, still accepted.
+NET_ARCH_ALIASES = {"dn": "denoiser", "gh": "grad_head"}
+#: Hidden layers of the denoiser and the gradient head when ``net_arch`` does not name them.
+DEFAULT_DSPG_ARCH = [256, 256]
 
 
 class DSPGActor(Actor):
@@ -74,7 +35,7 @@ class DSPGActor(Actor):
     SB3's TD3 actor (``tanh``-squashed MLP), which can also return its pre-``tanh`` activation.
 
     The pre-activation feeds the saturation penalty that keeps the actor off the action bounds
-    (DESIGN.md §3).
+    (docs/design.md §3).
     """
 
     def forward_with_pre_tanh(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
@@ -87,13 +48,11 @@ class DSPGActor(Actor):
         return th.tanh(pre_tanh), pre_tanh
 
 
-class DenoiserCritic(BaseModel):
+class _ExtractorNetwork(BaseModel):
     """
-    Noise-predicting denoiser ``F(ã, σ, s, c)`` of actions, conditioned on the outcome or not.
-
-    Input row: ``[φ(s), ã, log σ, m·o, m]`` with ``m = 1`` for the outcome ``o`` and ``m = 0``
-    (zeros) for the null condition. The outcome is ``o = (φ(s′) − φ(s), r)``, normalised by
-    running statistics; ``s′`` goes through the same features extractor as ``s``.
+    What the denoiser and the gradient head share: SB3's ``BaseModel`` with a features extractor, which this
+    network trains unless it is the actor's (``share_features_extractor``: then the actor loss alone trains
+    it), and a network of its own built by :meth:`_build_net`.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -103,7 +62,6 @@ class DenoiserCritic(BaseModel):
     :param activation_fn: Activation function
     :param normalize_images: Whether to normalize images or not, dividing by 255.0
     :param share_features_extractor: Whether the features extractor is shared with the actor
-        (it is then trained by the actor loss only)
     """
 
     features_extractor: BaseFeaturesExtractor
@@ -122,8 +80,31 @@ class DenoiserCritic(BaseModel):
         super().__init__(
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
-        action_dim = get_action_dim(self.action_space)
         self.share_features_extractor = share_features_extractor
+        self._build_net(features_dim, get_action_dim(self.action_space), net_arch, activation_fn)
+
+    def _build_net(self, features_dim: int, action_dim: int, net_arch: list[int], activation_fn: type[nn.Module]) -> None:
+        raise NotImplementedError
+
+    def features(self, obs: PyTorchObs) -> th.Tensor:
+        """``φ(s)``; no gradient reaches a shared extractor from here."""
+        with th.set_grad_enabled(th.is_grad_enabled() and not self.share_features_extractor):
+            return self.extract_features(obs, self.features_extractor)
+
+
+class ActionDenoiser(_ExtractorNetwork):
+    """
+    Noise-predicting denoiser ``F(ã, σ, s, c)`` of actions, conditioned on the outcome or not
+    (docs/design.md §1.1).
+
+    Input row: ``[φ(s), ã, log σ, m·o, m]`` with ``m = 1`` for the outcome ``o`` and ``m = 0``
+    (zeros) for the null condition. The outcome is ``o = (φ(s′) − φ(s), r)``, normalised by
+    running statistics; ``s′`` goes through the same features extractor as ``s``.
+
+    Constructor parameters as in :class:`_ExtractorNetwork`.
+    """
+
+    def _build_net(self, features_dim: int, action_dim: int, net_arch: list[int], activation_fn: type[nn.Module]) -> None:
         self.outcome_dim = features_dim + 1
         self.outcome_norm = RunningNorm(self.outcome_dim)
         in_dim = features_dim + action_dim + 1 + self.outcome_dim + 1
@@ -135,9 +116,7 @@ class DenoiserCritic(BaseModel):
 
         :return: ``(φ(s), o)`` with the raw (not yet normalised) outcome ``o = (φ(s′) − φ(s), r)``
         """
-        with th.set_grad_enabled(th.is_grad_enabled() and not self.share_features_extractor):
-            features = self.extract_features(_cat_obs(obs, next_obs), self.features_extractor)
-        feat_s, feat_next = features.chunk(2, dim=0)
+        feat_s, feat_next = self.features(cat_obs([obs, next_obs])).chunk(2, dim=0)
         return feat_s, th.cat([feat_next - feat_s, rewards], dim=1)
 
     def forward(
@@ -162,47 +141,19 @@ class DenoiserCritic(BaseModel):
         return eps[:n], eps[n:]
 
 
-class GradientHead(BaseModel):
+class GradientHead(_ExtractorNetwork):
     """
     Amortised action-gradient ``H(s, a)``, regressed onto the per-sample estimate ``ĝ`` at
-    ``(s, ã)`` (DESIGN.md §3). It also keeps the running mean square of ``ĝ`` (a buffer), by which
+    ``(s, ã)`` (docs/design.md §3). It also keeps the running mean square of ``ĝ`` (a buffer), by which
     its targets are scaled.
 
-    :param observation_space: Observation space
-    :param action_space: Action space
-    :param net_arch: Hidden layer sizes
-    :param features_extractor: Network to extract features
-    :param features_dim: Number of features
-    :param activation_fn: Activation function
-    :param normalize_images: Whether to normalize images or not, dividing by 255.0
-    :param share_features_extractor: Whether the features extractor is shared with the actor
+    Constructor parameters as in :class:`_ExtractorNetwork`.
     """
 
-    features_extractor: BaseFeaturesExtractor
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        net_arch: list[int],
-        features_extractor: BaseFeaturesExtractor,
-        features_dim: int,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        normalize_images: bool = True,
-        share_features_extractor: bool = False,
-    ):
-        super().__init__(
-            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
-        )
-        action_dim = get_action_dim(self.action_space)
-        self.share_features_extractor = share_features_extractor
+    def _build_net(self, features_dim: int, action_dim: int, net_arch: list[int], activation_fn: type[nn.Module]) -> None:
         self.grad_net = nn.Sequential(*create_mlp(features_dim + action_dim, action_dim, net_arch, activation_fn))
         self.register_buffer("grad_mean_square", th.zeros(()))
         self.register_buffer("grad_count", th.zeros(()))
-
-    def features(self, obs: PyTorchObs) -> th.Tensor:
-        with th.set_grad_enabled(th.is_grad_enabled() and not self.share_features_extractor):
-            return self.extract_features(obs, self.features_extractor)
 
     def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """
@@ -215,26 +166,31 @@ class GradientHead(BaseModel):
     @th.no_grad()
     def update_scale(self, grad: th.Tensor, momentum: float = 0.01) -> th.Tensor:
         """
-        Fold ``ĝ`` (``(N, d)``) into the running mean square per action dimension and return the RMS.
+        Fold ``ĝ`` (``(N, d)``) into the running mean square (one scalar over all entries,
+        :func:`~sb3_dspg.common.running_rate`) and return the running RMS.
         """
-        self.grad_count += 1
-        rate = th.clamp(1.0 / self.grad_count, min=momentum)
+        rate = running_rate(self.grad_count, momentum)
         self.grad_mean_square += rate * (grad.pow(2).mean() - self.grad_mean_square)
+        return self.grad_rms()
+
+    def grad_rms(self) -> th.Tensor:
+        """The running root-mean-square of ``ĝ`` by which the head's targets are divided (a scalar)."""
         return th.sqrt(self.grad_mean_square + 1e-12)
 
 
 class DSPGPolicy(TD3Policy):
     """
-    Policy class for DSPG: the TD3 actor (+ target) and twin Q baseline head (+ target), plus the
-    denoiser critic ``F`` and the gradient head ``H``.
+    Policy class for DSPG: the TD3 actor (+ target) and twin-Q critic (+ target), plus the action
+    denoiser ``F`` and the gradient head ``H``. The critic is trained exactly as TD3's; DSPG uses it
+    for the return signal and as the baseline ``b(s, ã)``, never for ``∇_a Q``.
 
     :param observation_space: Observation space
     :param action_space: Action space
     :param lr_schedule: Learning rate schedule (could be constant)
     :param net_arch: Hidden layer sizes: a list for every network, or a dict with keys ``pi``
-        (actor), ``qf`` (baseline head), ``dn`` (denoiser) and ``gh`` (gradient head). Missing
-        ``dn`` / ``gh`` default to ``[256, 256]``; ``None`` gives TD3's ``[400, 300]`` for the actor
-        and baseline head (``[256, 256]`` with ``NatureCNN``).
+        (actor), ``qf`` (critic), ``denoiser`` and ``grad_head`` (the short ``dn`` / ``gh`` are
+        accepted too). Missing ``denoiser`` / ``grad_head`` default to ``[256, 256]``; ``None`` gives
+        TD3's ``[400, 300]`` for the actor and critic (``[256, 256]`` with ``NatureCNN``).
     :param activation_fn: Activation function
     :param features_extractor_class: Features extractor to use.
     :param features_extractor_kwargs: Keyword arguments to pass to the features extractor.
@@ -242,14 +198,14 @@ class DSPGPolicy(TD3Policy):
     :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer.
         With Adam on torch >= 2.4 the default is ``{"fused": True}`` (pass ``{"fused": False}`` to opt out).
-    :param n_critics: Number of Q networks in the baseline head.
+    :param n_critics: Number of Q networks in the critic.
     :param share_features_extractor: Whether to share the actor's features extractor with every
         other network (it is then trained by the actor loss only)
     """
 
     actor: DSPGActor
     actor_target: DSPGActor
-    denoiser: DenoiserCritic
+    denoiser: ActionDenoiser
     grad_head: GradientHead
 
     def __init__(
@@ -268,18 +224,13 @@ class DSPGPolicy(TD3Policy):
         share_features_extractor: bool = False,
     ):
         if isinstance(net_arch, dict):
-            unknown = sorted(set(net_arch) - set(NET_ARCH_KEYS))
-            if unknown or not {"pi", "qf"} <= set(net_arch):
-                raise ValueError(
-                    f"net_arch: a dict needs the keys 'pi' and 'qf' and may add 'dn' and 'gh' (allowed: {NET_ARCH_KEYS}); "
-                    f"got {sorted(net_arch)}"
-                )
+            net_arch = _canonical_net_arch(net_arch)
         if optimizer_class is th.optim.Adam and _TORCH_HAS_CPU_FUSED_ADAM:
             # one fused kernel per optimizer step (CPU and CUDA), same maths as Adam: 4-6% of a DSPG update
             # on CPU (dspg-unfused row of benchmarks/results/throughput.md)
             optimizer_kwargs = {"fused": True, **(optimizer_kwargs or {})}
         if net_arch is None:
-            # TD3's defaults for the actor and the baseline head; DSPG's own networks use [256, 256]
+            # TD3's defaults for the actor and the critic; DSPG's own networks use DEFAULT_DSPG_ARCH
             hidden = [256, 256] if features_extractor_class == NatureCNN else [400, 300]
             net_arch = {"pi": hidden, "qf": list(hidden)}
         super().__init__(
@@ -299,26 +250,21 @@ class DSPGPolicy(TD3Policy):
 
     def _dspg_arch(self, key: str) -> list[int]:
         if isinstance(self.net_arch, dict):
-            return list(self.net_arch.get(key, [256, 256]))
+            return list(self.net_arch.get(key, DEFAULT_DSPG_ARCH))
         return list(self.net_arch)
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
         shared = self.actor.features_extractor if self.share_features_extractor else None
-        extra_kwargs = {"share_features_extractor": self.share_features_extractor}
-        self.denoiser = DenoiserCritic(
-            **self._update_features_extractor({**self.net_args, **extra_kwargs, "net_arch": self._dspg_arch("dn")}, shared)
-        ).to(self.device)
-        self.grad_head = GradientHead(
-            **self._update_features_extractor({**self.net_args, **extra_kwargs, "net_arch": self._dspg_arch("gh")}, shared)
-        ).to(self.device)
-        for net in (self.denoiser, self.grad_head):
+        for name, net_class in (("denoiser", ActionDenoiser), ("grad_head", GradientHead)):
+            share = self.share_features_extractor
+            kwargs = dict(self.net_args, net_arch=self._dspg_arch(name), share_features_extractor=share)
+            net = net_class(**self._update_features_extractor(kwargs, shared)).to(self.device)
             params = [
-                p
-                for name, p in net.named_parameters()
-                if not (self.share_features_extractor and name.startswith("features_extractor"))
+                p for param_name, p in net.named_parameters() if not (share and param_name.startswith("features_extractor"))
             ]
             net.optimizer = self.optimizer_class(params, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+            setattr(self, name, net)
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> DSPGActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
@@ -334,6 +280,21 @@ class DSPGPolicy(TD3Policy):
         self.denoiser.set_training_mode(mode)
         self.grad_head.set_training_mode(mode)
 
+
+def _canonical_net_arch(net_arch: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Validate a ``net_arch`` dict and rename the short keys ``dn`` / ``gh`` to ``denoiser`` / ``grad_head``."""
+    allowed = (*NET_ARCH_KEYS, *NET_ARCH_ALIASES)
+    renamed = {NET_ARCH_ALIASES.get(key, key): value for key, value in net_arch.items()}
+    if sorted(set(net_arch) - set(allowed)) or not {"pi", "qf"} <= set(net_arch) or len(renamed) < len(net_arch):
+        raise ValueError(
+            f"net_arch: a dict needs the keys 'pi' and 'qf' and may add 'denoiser' and 'grad_head' "
+            f"(or their short forms 'dn', 'gh'; allowed: {allowed}), each once; got {sorted(net_arch)}"
+        )
+    return renamed
+
+
+#: The name this class had before 0.2; kept so that code importing it keeps working.
+DenoiserCritic = ActionDenoiser
 
 MlpPolicy = DSPGPolicy
 

@@ -1,4 +1,4 @@
-"""The DSPG estimator as small pure functions (DESIGN.md §1).
+"""The DSPG estimator as small pure functions (docs/design.md §1).
 
 Notation: ``a`` clean buffer action in ``[-1, 1]^d``, ``ã = a + σ·η`` the noised action with
 ``η ~ N(0, I)``, ``o`` the outcome of the transition, ``G`` the return signal, ``b`` the baseline.
@@ -6,7 +6,7 @@ The denoiser is parameterised by noise prediction, ``D(ã) = ã − σ·F(ã, σ
 
     ∇_ã log p_σ(ã | s, c) = (D − ã) / σ² = −F / σ
 
-and the outcome score (Bayes, DESIGN.md §1.1) is
+and the outcome score (Bayes, docs/design.md §1.1) is
 
     ∇_ã log p_σ(o | s, ã) = ∇_ã log p_σ(ã | s, o) − ∇_ã log p_σ(ã | s) = (F(ã, ∅) − F(ã, o)) / σ.
 
@@ -19,7 +19,7 @@ import torch as th
 
 def noise_actions(actions: th.Tensor, sigma: float, antithetic: bool = True) -> tuple[th.Tensor, th.Tensor]:
     """
-    Noise the buffer actions, ``ã = a + σ·η`` (DESIGN.md §1.1).
+    Noise the buffer actions, ``ã = a + σ·η`` (docs/design.md §1.1).
 
     With ``antithetic=True`` the batch is doubled into the pairs ``a + σ·η`` and ``a − σ·η``:
     the two halves share ``(s, o, G)``, so in the batch mean the ``G·η`` terms of the estimate
@@ -89,14 +89,14 @@ def action_gradient_estimate(returns: th.Tensor, baseline: th.Tensor, score: th.
 
 def clip_and_scale(grad: th.Tensor, rms: th.Tensor, clip: float) -> th.Tensor:
     """
-    Regression target of the gradient head: ``clip(ĝ, ±c·RMS) / RMS`` (DESIGN.md §3).
+    Regression target of the gradient head: ``clip(ĝ, ±c·RMS) / RMS`` (docs/design.md §3).
 
     Clipping at a few running RMS bounds the likelihood-ratio tails; dividing by the RMS keeps
     the head's target of unit scale while ``Q`` (and with it ``ĝ``) grows. The actor is trained
     with Adam, which is invariant to that scale.
 
     :param grad: ``ĝ``, ``(N, d)``
-    :param rms: running root-mean-square of ``ĝ`` per action dimension (a scalar tensor)
+    :param rms: running root-mean-square of ``ĝ``, one scalar over all action dimensions (a scalar tensor)
     :param clip: ``c``; ``inf`` disables clipping
     :return: the head target, ``(N, d)``
     """
@@ -106,7 +106,7 @@ def clip_and_scale(grad: th.Tensor, rms: th.Tensor, clip: float) -> th.Tensor:
 
 def saturation_penalty(pre_tanh: th.Tensor, threshold: float = 2.0) -> th.Tensor:
     """
-    ``E[Σ_d max(|u_d| − u_max, 0)²]`` on the actor's pre-tanh activation ``u`` (DESIGN.md §3).
+    ``E[Σ_d max(|u_d| − u_max, 0)²]`` on the actor's pre-tanh activation ``u`` (docs/design.md §3).
 
     ``ĝ`` does not vanish at the action bounds the way ``∇_a Q`` through a tanh does, so without
     this the pre-activation drifts outward and the actor saturates. Zero inside ``|u| ≤ u_max``
@@ -121,7 +121,7 @@ def saturation_penalty(pre_tanh: th.Tensor, threshold: float = 2.0) -> th.Tensor
 
 def surrogate_actor_loss(grad: th.Tensor, actions: th.Tensor) -> th.Tensor:
     """
-    Surrogate whose θ-gradient is ``−E[g · ∇_θ α(s; θ)]`` (chain rule, DESIGN.md §1.6).
+    Surrogate whose θ-gradient is ``−E[g · ∇_θ α(s; θ)]`` (chain rule, docs/design.md §1.6).
 
     :param grad: action-gradient estimate at the actor's actions (detached here), ``(B, d)``
     :param actions: ``α(s; θ)``, differentiable, ``(B, d)``

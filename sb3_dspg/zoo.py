@@ -8,10 +8,9 @@ machines, ``--study-name``, ``-n``, ``--eval-freq``, ...) is rl-zoo3's.
 """
 
 import sys
-from pathlib import Path
 from typing import Any
 
-HYPERPARAMS_FILE = Path(__file__).parent / "hyperparams" / "dspg.yml"
+from sb3_dspg.hyperparams import DSPG_FILE as HYPERPARAMS_FILE
 
 
 def sample_dspg_params(trial: Any, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:

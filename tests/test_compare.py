@@ -5,7 +5,8 @@ import json
 import numpy as np
 from stable_baselines3.common.noise import NormalActionNoise
 
-from sb3_dspg import compare
+from sb3_dspg.experiments import compare
+from sb3_dspg.hyperparams import tuned_hyperparams
 
 
 def test_env_spec_parsing_and_hyperparameter_lookup():
@@ -13,12 +14,18 @@ def test_env_spec_parsing_and_hyperparameter_lookup():
         "sb3_dspg/NoisyBandit-v0",
         {"noise_scale": 0.4, "noise": "gaussian"},
     )
-    td3 = compare.zoo_hyperparams("td3", "sb3_dspg/ActuatorPendulum-v1", 1)  # noisy variant: the base env's entry
+    td3 = tuned_hyperparams("td3", "sb3_dspg/ActuatorPendulum-v1", (1,))  # noisy variant: the base env's entry
     assert td3["gamma"] == 0.98 and td3["policy_kwargs"]["net_arch"] == [400, 300]
     assert isinstance(td3["action_noise"], NormalActionNoise) and np.allclose(td3["action_noise"]._sigma, 0.1)
-    assert compare.zoo_hyperparams("sac", "HalfCheetah-v5", 6)["learning_starts"] == 10000  # -v4 entry
-    assert compare.zoo_hyperparams("dspg", "Pendulum-v1", 1)["denoise_sigma"] == 0.1
-    assert compare.zoo_hyperparams("ddpg", "sb3_dspg/NoisyBandit-v0", 2) == {"policy_kwargs": {"net_arch": [256, 256]}}
+    assert tuned_hyperparams("sac", "HalfCheetah-v5", (6,))["learning_starts"] == 10000  # -v4 entry
+    assert tuned_hyperparams("dspg", "Pendulum-v1", (1,))["denoise_sigma"] == 0.1
+    assert tuned_hyperparams("ddpg", "sb3_dspg/NoisyBandit-v0", (2,)) == {"policy_kwargs": {"net_arch": [256, 256]}}
+    # fairness: DSPG's own entry is used only where every algorithm of the grid has one
+    assert compare.grid_hyperparams("dspg", "InvertedPendulum-v5", (1,), ["dspg", "td3"]) == (
+        {"policy_kwargs": {"net_arch": [256, 256]}},
+        "untuned",
+    )
+    assert compare.grid_hyperparams("dspg", "Pendulum-v1", (1,), ["dspg", "td3"])[1] == "tuned"
 
 
 def test_tiny_comparison_writes_outputs_and_resumes(tmp_path):

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+import yaml
 from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
 
 import sb3_dspg  # noqa: F401  (registers the noisy worlds)
@@ -13,8 +14,12 @@ TB_KEYS = {
     "train/denoiser_loss",
     "train/denoiser_loss_cond",
     "train/denoiser_loss_uncond",
-    "train/baseline_loss",
+    "train/critic_loss",
     "train/actor_loss",
+    "train/saturation_penalty",
+    "train/head_loss",
+    "train/grad_estimate_rms",
+    "train/saturated_fraction",
     "train/score_norm",
     "train/advantage_std",
     "train/grad_estimate_norm",
@@ -74,7 +79,7 @@ def test_non_finite_loss_stops_before_the_weights_change(tmp_path):
     model.save(tmp_path / "before")
     # poison the buffer's rewards: the return signal, hence every loss, becomes NaN
     model.replay_buffer.rewards[: model.replay_buffer.size()] = np.nan
-    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at update \d+.*baseline_loss=nan"):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at update \d+.*critic_loss=nan"):
         model.train(gradient_steps=2, batch_size=64)
     after = model.policy.state_dict()
     assert all(th.equal(before[k], after[k]) for k in before)
@@ -101,10 +106,36 @@ def test_save_load_round_trip_predicts_identically_and_keeps_statistics(tmp_path
 
 
 def test_cli_train_saves_logs_and_evaluates(tmp_path, capsys):
+    import re
+
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
     from sb3_dspg.cli import main
 
-    main(["train", "--env", "sb3_dspg/NoisyBandit-v0", "--timesteps", "700", "--out", str(tmp_path), "--no-progress-bar"])
+    hyperparams = '{"policy_kwargs": {"net_arch": [32, 32]}, "learning_starts": 200}'
+    main(["train", "--env", "sb3_dspg/NoisyBandit-v0", "--timesteps", "500", "--out", str(tmp_path), "--no-progress-bar",
+          "--seed", "1", "--eval-episodes", "20", "--hyperparams", hyperparams])  # fmt: skip
     printed = capsys.readouterr().out
-    assert "mean return" in printed
-    assert (tmp_path / "dspg_sb3_dspg_NoisyBandit-v0_seed0.zip").exists()
-    assert "train/denoiser_loss" in tensorboard_scalars(tmp_path / "tb")
+    mean = float(re.search(r"evaluation over 20 episodes: mean return (\S+)", printed).group(1))
+    # the saved model is the trained one: it reproduces the printed evaluation exactly (same seeds)
+    model = DSPG.load(tmp_path / "dspg_sb3_dspg_NoisyBandit-v0_seed1.zip")
+    assert model.num_timesteps == 500 and model.learning_starts == 200 and model.policy.net_arch == [32, 32]
+    eval_env = Monitor(gym.make("sb3_dspg/NoisyBandit-v0"))
+    eval_env.reset(seed=1 + 10_000)
+    rewards, _ = evaluate_policy(model, eval_env, n_eval_episodes=20, return_episode_rewards=True)
+    assert f"{np.mean(rewards):.1f}" == f"{mean:.1f}"
+    assert {"train/denoiser_loss", "train/critic_loss"} <= tensorboard_scalars(tmp_path / "tb")
+
+
+def test_cli_train_reads_the_shipped_hyperparameters():
+    from sb3_dspg.hyperparams import DSPG_FILE, default_timesteps, tuned_hyperparams
+
+    table = yaml.safe_load(DSPG_FILE.read_text())
+    kwargs = tuned_hyperparams("dspg", "Pendulum-v1", (1,))
+    assert kwargs["learning_starts"] == table["Pendulum-v1"]["learning_starts"]
+    assert kwargs["policy_kwargs"] == {"net_arch": [400, 300]}
+    assert default_timesteps("dspg", "Pendulum-v1", fallback=1) == table["Pendulum-v1"]["n_timesteps"]
+    # noisy variants use their base env's entry; untuned envs get the same nets as every peer
+    assert tuned_hyperparams("dspg", "sb3_dspg/PushPendulum-v1", (1,)) == kwargs
+    assert tuned_hyperparams("dspg", "sb3_dspg/HitBandit-v0", (2,)) == {"policy_kwargs": {"net_arch": [256, 256]}}

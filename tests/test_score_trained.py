@@ -1,9 +1,9 @@
-"""The estimator with a *trained* denoiser on one-step worlds with a known ``∇_a E[R]`` (action dim 4)."""
+"""The shipped DSPG step with *trained* networks on one-step worlds with a known ``∇_a E[R]`` (action dim 4)."""
 
 import pytest
 import torch as th
 
-from sb3_dspg.one_step import OneStepWorld, batch_mean_estimates, train_denoiser_and_baseline
+from sb3_dspg.experiments.one_step import OneStepWorld, batch_mean_estimates, train_on_world
 
 SIGMA, BETA = 0.2, 0.4
 SHRINK = BETA**2 / (BETA**2 + SIGMA**2)  # E[ĝ] is the gradient shrunk by β²/(β² + σ²)
@@ -13,14 +13,13 @@ SHRINK = BETA**2 / (BETA**2 + SIGMA**2)  # E[ĝ] is the gradient shrunk by β²/
 def trained(request):
     th.manual_seed(0)
     world = OneStepWorld(request.param, beta=BETA)
-    nets = train_denoiser_and_baseline(world, SIGMA, steps=1500)
-    return world, nets["denoiser"], nets["baseline"], nets["clean_baseline"]
+    return world, train_on_world(world, SIGMA, steps=1500, net_arch=[128, 128])
 
 
 def test_batch_mean_estimate_aligns_with_analytic_gradient(trained):
-    world, denoiser, baseline, _ = trained
+    world, policy = trained
     th.manual_seed(1)
-    estimates, truths = batch_mean_estimates(world, denoiser, baseline, SIGMA)
+    estimates, truths = batch_mean_estimates(world, policy, SIGMA)
     cosine = th.nn.functional.cosine_similarity(estimates, truths, dim=1)
     assert cosine.mean() >= 0.9, f"{world.noise}: mean cosine {cosine.mean():.3f}"
     # the magnitude is the shrunk gradient, not an arbitrary multiple of it
@@ -29,12 +28,13 @@ def test_batch_mean_estimate_aligns_with_analytic_gradient(trained):
 
 
 def test_clean_action_baseline_is_biased_in_deterministic_world(trained):
-    world, denoiser, baseline, clean_baseline = trained
+    world, policy = trained
     if world.noise != "none":
         pytest.skip("the collapse is a property of deterministic worlds")
     th.manual_seed(1)
-    good, truths = batch_mean_estimates(world, denoiser, baseline, SIGMA)
-    bad, _ = batch_mean_estimates(world, denoiser, clean_baseline, SIGMA, clean=True)
+    good, truths = batch_mean_estimates(world, policy, SIGMA)
+    th.manual_seed(1)
+    bad, _ = batch_mean_estimates(world, policy, SIGMA, clean=True)
     projection = lambda g: (g * truths).sum(dim=1) / truths.norm(dim=1) ** 2  # noqa: E731
     # along the true gradient the clean-action baseline keeps only a small fraction of the signal
     assert projection(bad).mean() < 0.25 * projection(good).mean()

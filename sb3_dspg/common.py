@@ -1,0 +1,68 @@
+"""Small tensor helpers shared by the policy and the estimator: running statistics and observation batches."""
+
+from collections.abc import Sequence
+
+import torch as th
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
+
+
+@th.no_grad()
+def running_rate(count: th.Tensor, momentum: float) -> th.Tensor:
+    """
+    The one update rule of every running statistic here: count the new batch and return its weight
+    ``max(1 / count, momentum)``. The first ``1 / momentum`` batches are averaged exactly (like SB3's
+    ``RunningMeanStd``); after that it is an exponential moving average, which follows statistics that
+    drift as the networks learn.
+
+    :param count: the number of batches folded in so far, a scalar buffer (incremented in place)
+    :param momentum: the weight of the newest batch once the exact average holds ``1 / momentum`` batches
+    :return: the weight of the new batch, a scalar tensor
+    """
+    count += 1
+    return th.clamp(1.0 / count, min=momentum)
+
+
+class RunningNorm(nn.Module):
+    """
+    Running mean / variance normaliser (:func:`running_rate`) whose statistics are buffers, saved with the policy.
+
+    :param dim: size of the last dimension
+    :param momentum: see :func:`running_rate`
+    :param clip: normalised values are clipped to ``[-clip, clip]``
+    :param eps: added to the variance
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.01, clip: float = 10.0, eps: float = 1e-8):
+        super().__init__()
+        self.momentum = momentum
+        self.clip = clip
+        self.eps = eps
+        self.register_buffer("mean", th.zeros(dim))
+        self.register_buffer("var", th.ones(dim))
+        self.register_buffer("count", th.zeros(()))
+
+    @th.no_grad()
+    def update(self, x: th.Tensor) -> None:
+        """Fold a batch ``(N, dim)`` into the statistics."""
+        rate = running_rate(self.count, self.momentum)
+        batch_mean = x.mean(dim=0)
+        batch_var = x.var(dim=0, unbiased=False)
+        delta = batch_mean - self.mean
+        self.mean += rate * delta
+        self.var += rate * (batch_var - self.var) + rate * (1 - rate) * delta.pow(2)
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        return th.clamp((x - self.mean) / th.sqrt(self.var + self.eps), -self.clip, self.clip)
+
+
+def cat_obs(batches: Sequence[PyTorchObs]) -> PyTorchObs:
+    """
+    Concatenate observation batches (tensors, or dicts of tensors for ``MultiInputPolicy``) along the
+    batch dimension; ``cat_obs([obs] * n)`` repeats a batch ``n`` times.
+    """
+    if len(batches) == 1:
+        return batches[0]
+    if isinstance(batches[0], dict):
+        return {key: th.cat([batch[key] for batch in batches], dim=0) for key in batches[0]}  # type: ignore[index]
+    return th.cat(list(batches), dim=0)  # type: ignore[arg-type]

@@ -1,0 +1,294 @@
+"""Side-by-side comparison of DSPG with SB3's DDPG, TD3, SAC and sb3-contrib's TQC, CrossQ.
+
+algorithms × envs × seeds → one training run each, in parallel worker processes (one torch thread
+each). Every run logs to TensorBoard under ``<out>/<env>/<algo>_<seed>`` and evaluates the
+deterministic policy with SB3's ``EvalCallback``. A run that finished (``done.json``) is skipped,
+so an interrupted comparison resumes. Outputs under ``<out>``: ``evaluations.csv`` (every
+evaluation), ``results.md`` (per env: final IQM and mean with 95% stratified-bootstrap CIs across
+seeds, from ``rliable``), one learning-curve PNG per env, and with ``--sweep-param`` a PNG of final
+return against that env parameter. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
+
+Env specs may carry keyword arguments: ``sb3_dspg/NoisyBandit-v0:noise_scale=0.4``.
+Hyper-parameters: :func:`sb3_dspg.hyperparams.tuned_hyperparams`, i.e. rl-zoo3's tuned ones for the peers
+and ``sb3_dspg/hyperparams/dspg.yml`` for DSPG where an entry exists, otherwise library defaults with
+``net_arch=[256, 256]`` for every algorithm.
+"""
+
+import argparse
+import copy
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_dspg.hyperparams import UNTUNED, tuned_hyperparams, zoo_entry
+
+ALGO_NAMES = ("dspg", "ddpg", "td3", "sac", "tqc", "crossq")
+
+
+def algo_class(name: str) -> type:
+    """The algorithm class for a name of :data:`ALGO_NAMES`."""
+    if name == "dspg":
+        from sb3_dspg import DSPG
+
+        return DSPG
+    if name in ("tqc", "crossq"):
+        import sb3_contrib
+
+        return getattr(sb3_contrib, name.upper() if name == "tqc" else "CrossQ")
+    import stable_baselines3
+
+    return getattr(stable_baselines3, name.upper())
+
+
+def parse_env_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"id:key=value,key=value"`` → ``(id, kwargs)``; values are parsed as JSON where possible."""
+    env_id, _, rest = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return env_id, kwargs
+
+
+def slug(spec: str) -> str:
+    return spec.replace("/", "_").replace(":", "__").replace("=", "-").replace(",", "_")
+
+
+def grid_hyperparams(algo: str, env_id: str, action_shape: tuple[int, ...], algos: list[str]) -> tuple[dict[str, Any], str]:
+    """
+    The same tuning effort for every algorithm of a grid: each one's tuned entry where *every* algorithm in
+    ``algos`` has one for ``env_id``, otherwise :data:`~sb3_dspg.hyperparams.UNTUNED` for all of them.
+
+    :return: ``(keyword arguments, "tuned" or "untuned")``
+    """
+    if all(zoo_entry(name, env_id) is not None for name in {*algos, algo}):
+        return tuned_hyperparams(algo, env_id, action_shape), "tuned"
+    return copy.deepcopy(UNTUNED), "untuned"
+
+
+def run_one(
+    spec: str,
+    algo: str,
+    seed: int,
+    timesteps: int,
+    eval_freq: int,
+    eval_episodes: int,
+    out: str,
+    bar: bool,
+    algos: list[str] | None = None,
+) -> dict:
+    """Train one (env, algo, seed), evaluating along the way; skip it if it already completed."""
+    import gymnasium as gym
+    import torch as th
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    import sb3_dspg  # noqa: F401  (registers the noisy worlds in this worker)
+
+    run_dir = Path(out) / slug(spec) / f"{algo}_{seed}"
+    done = run_dir / "done.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    th.set_num_threads(1)
+    env_id, env_kwargs = parse_env_spec(spec)
+    env = Monitor(gym.make(env_id, **env_kwargs))
+    eval_env = Monitor(gym.make(env_id, **env_kwargs))
+    eval_env.reset(seed=10_000 + seed)
+    hyperparams, regime = grid_hyperparams(algo, env_id, env.action_space.shape, algos or [algo])
+    model = algo_class(algo)("MlpPolicy", env, seed=seed, tensorboard_log=str(run_dir), verbose=0, **hyperparams)
+    callback = EvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=eval_episodes, log_path=str(run_dir), verbose=0)
+    start = time.perf_counter()
+    model.learn(timesteps, callback=callback, tb_log_name="tb", progress_bar=bar)
+    result = dict(
+        env=spec, algo=algo, seed=seed, timesteps=timesteps, wall_s=time.perf_counter() - start, hyperparams=regime,
+        final_return=float(np.mean(np.load(run_dir / "evaluations.npz")["results"][-1])),
+    )  # fmt: skip
+    done.write_text(json.dumps(result))
+    return result
+
+
+def collect(out: Path, specs: list[str], algos: list[str], seeds: list[int]):
+    """Every evaluation of every completed run as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for spec in specs:
+        for algo in algos:
+            for seed in seeds:
+                run_dir = out / slug(spec) / f"{algo}_{seed}"
+                if not (run_dir / "done.json").exists():
+                    continue
+                data = np.load(run_dir / "evaluations.npz")
+                for step, returns in zip(data["timesteps"], data["results"], strict=True):
+                    rows.append(dict(env=spec, algo=algo, seed=seed, timesteps=int(step), mean_return=float(np.mean(returns))))
+    return pd.DataFrame(rows)
+
+
+def final_scores(df, spec: str, algos: list[str]) -> dict[str, np.ndarray]:
+    """Per algo, the last evaluation of each seed, shaped ``(n_seeds, 1)`` for rliable."""
+    scores = {}
+    for algo in algos:
+        runs = df[(df.env == spec) & (df.algo == algo)]
+        if len(runs):
+            last = runs.sort_values("timesteps").groupby("seed").tail(1)
+            scores[algo] = last["mean_return"].to_numpy()[:, None]
+    return scores
+
+
+def interval_estimates(scores: dict[str, np.ndarray], reps: int = 2000) -> tuple[dict, dict]:
+    """IQM and mean with 95% stratified-bootstrap CIs across seeds (rliable)."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    def aggregate(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+
+    return rly.get_interval_estimates(scores, aggregate, reps=reps)
+
+
+def plot_curves(df, spec: str, algos: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rng = np.random.default_rng(0)
+    for i, algo in enumerate(algos):
+        runs = df[(df.env == spec) & (df.algo == algo)]
+        if not len(runs):
+            continue
+        table = runs.pivot_table(index="timesteps", columns="seed", values="mean_return").dropna()
+        x, y = table.index.to_numpy(), table.to_numpy()
+        boot = y[:, rng.integers(0, y.shape[1], (1000, y.shape[1]))].mean(axis=2)
+        ax.plot(x, y.mean(axis=1), color=f"C{i}", label=f"{algo} ({y.shape[1]} seeds)")
+        ax.fill_between(x, *np.percentile(boot, [2.5, 97.5], axis=1), color=f"C{i}", alpha=0.2)
+    ax.set(title=spec, xlabel="env steps", ylabel="mean evaluation return")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = [parse_env_spec(spec)[1].get(param) for spec in specs]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, algo in enumerate(algos):
+        xs, means, lows, highs = [], [], [], []
+        for level, spec in zip(levels, specs, strict=True):
+            scores = final_scores(df, spec, [algo])
+            if algo in scores:
+                point, ci = interval_estimates(scores, reps=500)
+                xs.append(level)
+                means.append(point[algo][0])
+                lows.append(ci[algo][0, 0])
+                highs.append(ci[algo][1, 0])
+        if xs:
+            ax.plot(xs, means, "o-", color=f"C{i}", label=algo)
+            ax.fill_between(xs, lows, highs, color=f"C{i}", alpha=0.2)
+    ax.set(xlabel=param, ylabel="final IQM return (95% CI)", title=f"return against {param}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report(out: Path, specs: list[str], algos: list[str], seeds: list[int], command: str, sweep_param: str | None) -> str:
+    df = collect(out, specs, algos, seeds)
+    df.to_csv(out / "evaluations.csv", index=False)
+    lines = [
+        "# DSPG vs peers",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per worker.  ",
+        "Final return: the last deterministic evaluation of each seed; IQM and mean across seeds with 95% "
+        "stratified-bootstrap CIs (rliable). Every evaluation is in `evaluations.csv`.",
+        "",
+    ]
+    for spec in specs:
+        scores = final_scores(df, spec, algos)
+        if not scores:
+            continue
+        point, ci = interval_estimates(scores)
+        lines += [f"## {spec}", "", "| algo | seeds | IQM [95% CI] | mean [95% CI] |", "|---|---|---|---|"]
+        for algo in scores:
+            p, c = point[algo], ci[algo]
+            lines.append(
+                f"| {algo} | {len(scores[algo])} | {p[0]:.4g} [{c[0, 0]:.4g}, {c[1, 0]:.4g}] | "
+                f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] |"
+            )
+        png = f"curves_{slug(spec)}.png"
+        plot_curves(df, spec, algos, out / png)
+        lines += ["", f"![{spec}]({png})", ""]
+    if sweep_param:
+        plot_sweep(df, specs, algos, sweep_param, out / f"sweep_{sweep_param}.png")
+        lines += [f"![sweep](sweep_{sweep_param}.png)", ""]
+    text = "\n".join(lines)
+    (out / "results.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="sb3-dspg compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--algos", nargs="+", default=["dspg", "ddpg", "td3", "sac"], choices=ALGO_NAMES)
+    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "sb3_dspg/ActuatorPendulum-v1"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--timesteps", type=int, default=20_000)
+    parser.add_argument("--eval-freq", type=int, default=2_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+    parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--sweep-param", default=None, help="env kwarg that varies across --envs, for the sweep plot")
+    parser.add_argument("--report-only", action="store_true", help="only aggregate the completed runs")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    given = sys.argv[1:] if argv is None else argv
+    # the command that produces the runs (a --report-only call only re-aggregates them)
+    command = "sb3-dspg compare " + " ".join(arg for arg in given if arg != "--report-only")
+
+    if not args.report_only:
+        from tqdm import tqdm
+
+        jobs = [(spec, algo, seed) for seed in args.seeds for spec in args.envs for algo in args.algos]
+        bar = args.workers == 1  # a per-run progress bar only when runs do not share the terminal
+        with ProcessPoolExecutor(args.workers) as pool:
+            futures = {
+                pool.submit(
+                    run_one, spec, algo, seed, args.timesteps, args.eval_freq, args.eval_episodes, str(out), bar, args.algos
+                ): (
+                    spec,
+                    algo,
+                    seed,
+                )
+                for spec, algo, seed in jobs
+            }
+            with tqdm(total=len(futures), desc="runs") as overall:
+                for future in as_completed(futures):
+                    result = future.result()
+                    overall.set_postfix_str(
+                        f"{result['algo']} {result['env']} seed {result['seed']}: {result['final_return']:.1f}"
+                    )
+                    overall.update()
+    print(report(out, args.envs, args.algos, args.seeds, command, args.sweep_param))
+
+
+if __name__ == "__main__":
+    main()
