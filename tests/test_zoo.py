@@ -43,3 +43,16 @@ def test_zoo_train_enjoy_and_optimize(tmp_path):
     assert len(study.trials) == 2
     params = zoo.convert_dspg_params(study.trials[0].params)
     assert 0 < params["denoise_sigma"] <= params["exploration_noise"] and 0 < params["cond_dropout"] < 1
+
+
+def test_zoo_optimize_with_an_rdb_storage(tmp_path):
+    """Several tuning workers share one study through an RDB URL (SQLite here, PostgreSQL on a cluster)."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["train", "--algo", "dspg", "--env", "Pendulum-v1", "-f", str(tmp_path / "logs"), "-n", "200", "--optimize",
+            "--n-trials", "1", "--n-jobs", "1", "--sampler", "random", "--pruner", "none", "--storage", url,
+            "--study-name", "dspg_rdb", "--eval-episodes", "1", "--n-evaluations", "1",
+            "--hyperparams", "learning_starts:100"]  # fmt: skip
+    run_zoo(*args, cwd=tmp_path)
+    run_zoo(*args, cwd=tmp_path)  # a second worker adds its trial to the same study
+    study = optuna.load_study(study_name="dspg_rdb", storage=url)
+    assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

@@ -1,12 +1,13 @@
 """Side-by-side comparison of DSPG with SB3's DDPG, TD3, SAC and sb3-contrib's TQC, CrossQ.
 
-algorithms × envs × seeds → one training run each, in parallel worker processes (one torch thread
-each). Every run logs to TensorBoard under ``<out>/<env>/<algo>_<seed>`` and evaluates the
-deterministic policy with SB3's ``EvalCallback``. A run that finished (``done.json``) is skipped,
-so an interrupted comparison resumes. Outputs under ``<out>``: ``evaluations.csv`` (every
-evaluation), ``results.md`` (per env: final IQM and mean with 95% stratified-bootstrap CIs across
-seeds, from ``rliable``), one learning-curve PNG per env, and with ``--sweep-param`` a PNG of final
-return against that env parameter. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
+algorithms × envs × seeds → one training run each, in parallel worker processes or as Ray tasks on a cluster
+(``--backend ray``; one torch thread each). A run that fails is recorded (``failed.json``, and a section of
+``results.md``) and the grid goes on; the next call runs it again. Every run logs to TensorBoard under
+``<out>/<env>/<algo>_<seed>`` and evaluates the deterministic policy with SB3's ``EvalCallback``. A run that
+finished (``done.json``) is skipped, so an interrupted comparison resumes. Outputs under ``<out>``:
+``evaluations.csv`` (every evaluation), ``results.md`` (per env: final IQM and mean with 95% stratified-
+bootstrap CIs across seeds, from ``rliable``), one learning-curve PNG per env, and with ``--sweep-param`` a
+PNG of final return against that env parameter. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
 
 Env specs may carry keyword arguments: ``sb3_dspg/NoisyBandit-v0:noise_scale=0.4``.
 Hyper-parameters: :func:`sb3_dspg.hyperparams.tuned_hyperparams`, i.e. rl-zoo3's tuned ones for the peers
@@ -21,12 +22,13 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import traceback
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sb3_dspg.experiments.backends import BACKENDS, Job, run_local, run_ray
 from sb3_dspg.hyperparams import UNTUNED, tuned_hyperparams, zoo_entry
 
 ALGO_NAMES = ("dspg", "ddpg", "td3", "sac", "tqc", "crossq")
@@ -84,10 +86,21 @@ def run_one(
     eval_freq: int,
     eval_episodes: int,
     out: str,
-    bar: bool,
+    bar: bool = False,
     algos: list[str] | None = None,
+    threads: int = 1,
+    gym_packages: tuple[str, ...] = (),
 ) -> dict:
-    """Train one (env, algo, seed), evaluating along the way; skip it if it already completed."""
+    """
+    Train one (env, algo, seed), evaluating along the way, into ``<out>/<env>/<algo>_<seed>``; skip it if
+    it already completed. Raises whatever the run raises (the caller records it as failed).
+
+    :param algos: the grid's algorithms (for :func:`grid_hyperparams`)
+    :param threads: torch threads of this run
+    :param gym_packages: modules to import first, e.g. ones that register the env (as rl-zoo3's ``--gym-packages``)
+    """
+    import importlib
+
     import gymnasium as gym
     import torch as th
     from stable_baselines3.common.callbacks import EvalCallback
@@ -95,11 +108,13 @@ def run_one(
 
     import sb3_dspg  # noqa: F401  (registers the noisy worlds in this worker)
 
+    for package in gym_packages:
+        importlib.import_module(package)
     run_dir = Path(out) / slug(spec) / f"{algo}_{seed}"
     done = run_dir / "done.json"
     if done.exists():
         return json.loads(done.read_text())
-    th.set_num_threads(1)
+    th.set_num_threads(threads)
     env_id, env_kwargs = parse_env_spec(spec)
     env = Monitor(gym.make(env_id, **env_kwargs))
     eval_env = Monitor(gym.make(env_id, **env_kwargs))
@@ -115,6 +130,30 @@ def run_one(
     )  # fmt: skip
     done.write_text(json.dumps(result))
     return result
+
+
+def failed_runs(out: Path, specs: list[str], algos: list[str], seeds: list[int]) -> list[dict]:
+    """The runs of the grid that failed and have not completed since (their ``failed.json``)."""
+    failed = []
+    for spec in specs:
+        for algo in algos:
+            for seed in seeds:
+                run_dir = out / slug(spec) / f"{algo}_{seed}"
+                if (run_dir / "failed.json").exists() and not (run_dir / "done.json").exists():
+                    failed.append(json.loads((run_dir / "failed.json").read_text()))
+    return failed
+
+
+def record_outcome(out: Path, job: Job, outcome: Any) -> str:
+    """Write ``failed.json`` for a run that raised (cleared once it completes); return a one-line summary."""
+    failed = out / slug(job.spec) / f"{job.algo}_{job.seed}" / "failed.json"
+    if isinstance(outcome, BaseException):
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        error = "".join(traceback.format_exception_only(type(outcome), outcome)).strip()
+        failed.write_text(json.dumps(dict(env=job.spec, algo=job.algo, seed=job.seed, error=error)))
+        return f"{job.algo} {job.spec} seed {job.seed}: FAILED ({error.splitlines()[-1][:80]})"
+    failed.unlink(missing_ok=True)
+    return f"{job.algo} {job.spec} seed {job.seed}: {outcome['final_return']:.1f}"
 
 
 def collect(out: Path, specs: list[str], algos: list[str], seeds: list[int]):
@@ -238,6 +277,12 @@ def report(out: Path, specs: list[str], algos: list[str], seeds: list[int], comm
     if sweep_param:
         plot_sweep(df, specs, algos, sweep_param, out / f"sweep_{sweep_param}.png")
         lines += [f"![sweep](sweep_{sweep_param}.png)", ""]
+    failed = failed_runs(out, specs, algos, seeds)
+    if failed:
+        lines += ["## Failed runs", "", "Not in the tables above; the same command runs them again.", ""]
+        lines += ["| env | algo | seed | error |", "|---|---|---|---|"]
+        lines += [f"| {f['env']} | {f['algo']} | {f['seed']} | `{f['error'].splitlines()[-1]}` |" for f in failed]
+        lines.append("")
     text = "\n".join(lines)
     (out / "results.md").write_text(text)
     return text
@@ -253,11 +298,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--eval-freq", type=int, default=2_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+    parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (a local Ray's CPUs)")
     parser.add_argument("--out", default="runs/compare")
     parser.add_argument("--sweep-param", default=None, help="env kwarg that varies across --envs, for the sweep plot")
     parser.add_argument("--report-only", action="store_true", help="only aggregate the completed runs")
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help="local process pool (default) or Ray tasks")
+    parser.add_argument("--address", default=None, help="Ray cluster: 'auto' or 'ray://HOST:PORT' (default: start one)")
+    parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray num_cpus and torch threads of each run (default 1)")
+    parser.add_argument("--max-retries", type=int, default=2, help="Ray: reruns of a task whose worker died (default 2)")
+    parser.add_argument("--gym-packages", nargs="*", default=[], help="modules every run imports first (env registration)")
     args = parser.parse_args(argv)
+    if args.address and args.backend != "ray":
+        parser.error("--address needs --backend ray")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
@@ -267,26 +319,20 @@ def main(argv: list[str] | None = None) -> None:
     if not args.report_only:
         from tqdm import tqdm
 
-        jobs = [(spec, algo, seed) for seed in args.seeds for spec in args.envs for algo in args.algos]
-        bar = args.workers == 1  # a per-run progress bar only when runs do not share the terminal
-        with ProcessPoolExecutor(args.workers) as pool:
-            futures = {
-                pool.submit(
-                    run_one, spec, algo, seed, args.timesteps, args.eval_freq, args.eval_episodes, str(out), bar, args.algos
-                ): (
-                    spec,
-                    algo,
-                    seed,
-                )
-                for spec, algo, seed in jobs
-            }
-            with tqdm(total=len(futures), desc="runs") as overall:
-                for future in as_completed(futures):
-                    result = future.result()
-                    overall.set_postfix_str(
-                        f"{result['algo']} {result['env']} seed {result['seed']}: {result['final_return']:.1f}"
-                    )
-                    overall.update()
+        jobs = [Job(spec, algo, seed) for seed in args.seeds for spec in args.envs for algo in args.algos]
+        jobs = [job for job in jobs if not (out / slug(job.spec) / f"{job.algo}_{job.seed}" / "done.json").exists()]
+        settings = dict(
+            timesteps=args.timesteps, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes, algos=args.algos,
+            threads=args.cpus_per_run, gym_packages=tuple(args.gym_packages),
+        )  # fmt: skip
+        if args.backend == "ray":
+            outcomes = run_ray(jobs, run_one, out, args.workers, args.address, args.cpus_per_run, args.max_retries, **settings)
+        else:  # a per-run progress bar only when runs do not share the terminal
+            outcomes = run_local(jobs, run_one, args.workers, out=str(out), bar=args.workers == 1, **settings)
+        with tqdm(total=len(jobs), desc="runs") as overall:
+            for job, outcome in outcomes:
+                overall.set_postfix_str(record_outcome(out, job, outcome))
+                overall.update()
     print(report(out, args.envs, args.algos, args.seeds, command, args.sweep_param))
 
 
