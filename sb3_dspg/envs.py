@@ -107,6 +107,56 @@ class NoisyBandit(gym.Env):
         return np.clip(obs, self.observation_space.low, self.observation_space.high).astype(np.float32)
 
 
+class HitReach(gym.Env):
+    """
+    Multi-step reaching with a discontinuous reward and noisy actuators: the one-step ``HitBandit`` made
+    sequential, a world where a critic's ``∇_a Q̂`` is a poor guide (flat inside and outside the disk,
+    a cliff at its edge) and the outcome of an action is multimodal.
+
+    State: position ``p`` and goal ``g``, both drawn from ``U(-1, 1)²`` at reset; observation ``(p, g)``.
+    Step: ``p ← clip(p + step·(a + ε), -1.5, 1.5)`` with actuator noise ``ε`` of ``noise`` kind and std
+    ``noise_scale`` (:func:`sample_noise`; bimodal by default, so the commanded move lands in one of two
+    places); reward ``R = 1[‖p − g‖ < radius]`` after the move. Episodes last ``max_episode_steps`` (10);
+    the return counts the steps spent inside the disk, so the agent must get there quickly and stay
+    despite the noise. With the defaults each noise mode moves ``p`` by ``±0.17`` per coordinate, so
+    aiming at the centre of the disk puts both modes outside it: over 1000 episodes a random policy
+    returns 0.17, moving straight at the goal 1.67, aiming off-centre along one axis (one mode lands in
+    the disk) 2.67.
+
+    :param radius: radius of the goal disk
+    :param step: move per unit action
+    :param noise: kind of actuator noise, one of ``NOISE_KINDS``
+    :param noise_scale: std of the actuator noise, in action units
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+
+    def __init__(self, radius: float = 0.2, step: float = 0.3, noise: str = "bimodal", noise_scale: float = 0.6):
+        if noise not in NOISE_KINDS:
+            raise ValueError(f"noise: must be one of {NOISE_KINDS}, got {noise!r}")
+        if not (radius > 0 and step > 0 and noise_scale >= 0):
+            raise ValueError(f"radius and step must be > 0 and noise_scale >= 0, got {radius!r}, {step!r}, {noise_scale!r}")
+        self.radius, self.step_size, self.noise, self.noise_scale = radius, step, noise, noise_scale
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        self.observation_space = spaces.Box(-1.5, 1.5, (4,), dtype=np.float32)
+        self._position, self._goal = np.zeros(2), np.zeros(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._position, self._goal = self.np_random.uniform(-1.0, 1.0, 2), self.np_random.uniform(-1.0, 1.0, 2)
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        move = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        move = move + sample_noise(self.np_random, self.noise, self.noise_scale, (2,))
+        self._position = np.clip(self._position + self.step_size * move, -1.5, 1.5)
+        hit = float(np.linalg.norm(self._position - self._goal) < self.radius)
+        return self._obs(), hit, False, False, {"is_success": bool(hit)}
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate([self._position, self._goal]).astype(np.float32)
+
+
 class _NoiseWrapper(gym.Wrapper):
     """
     Shared part of the noise wrappers: the ``scale``/``kind`` arguments and a noise generator of its
@@ -203,6 +253,7 @@ def make_noisy(
 NOISY_WORLDS: dict[str, tuple[str, dict[str, Any], int | None]] = {
     "sb3_dspg/NoisyBandit-v0": ("sb3_dspg.envs:NoisyBandit", {}, 1),
     "sb3_dspg/HitBandit-v0": ("sb3_dspg.envs:NoisyBandit", {"reward": "hit"}, 1),
+    "sb3_dspg/HitReach-v0": ("sb3_dspg.envs:HitReach", {}, 10),
     "sb3_dspg/ActuatorPendulum-v1": ("sb3_dspg.envs:make_noisy", {"base_id": "Pendulum-v1", "actuator": 0.3}, None),
     "sb3_dspg/PushPendulum-v1": ("sb3_dspg.envs:make_noisy", {"base_id": "Pendulum-v1", "transition": 0.5}, None),
     "sb3_dspg/BimodalPendulum-v1": (
@@ -218,6 +269,11 @@ NOISY_WORLDS: dict[str, tuple[str, dict[str, Any], int | None]] = {
     "sb3_dspg/ActuatorInvertedPendulum-v5": (
         "sb3_dspg.envs:make_noisy",
         {"base_id": "InvertedPendulum-v5", "actuator": 0.3},
+        None,
+    ),
+    "sb3_dspg/ActuatorInvertedDoublePendulum-v5": (
+        "sb3_dspg.envs:make_noisy",
+        {"base_id": "InvertedDoublePendulum-v5", "actuator": 0.3},
         None,
     ),
     "sb3_dspg/PushInvertedPendulum-v5": (

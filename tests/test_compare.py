@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from stable_baselines3.common.noise import NormalActionNoise
 
 from sb3_dspg.experiments import compare
@@ -47,3 +48,29 @@ def test_tiny_comparison_writes_outputs_and_resumes(tmp_path):
     compare.main(args)  # resume: nothing is run again
     assert {p: p.stat().st_mtime_ns for p in done} == stamps
     assert json.loads(done[0].read_text())["timesteps"] == 200
+
+
+def test_suite_runs_each_world_with_its_budget_and_reports_improvement_probabilities(tmp_path):
+    suite = tmp_path / "tiny.yml"
+    suite.write_text(
+        "name: tiny\nversion: 1\nalgos: [dspg, td3]\nseeds: [0, 1]\ndefaults: {eval_freq: 100, eval_episodes: 3}\n"
+        "worlds:\n"
+        "  bandit: {envs: ['sb3_dspg/NoisyBandit-v0'], timesteps: 200}\n"
+        "  reach: {envs: ['sb3_dspg/HitReach-v0'], timesteps: 300, eval_freq: 150, eval_episodes: 2}\n"
+    )
+    compare.main(["--suite", str(suite), "--workers", "2", "--out", str(tmp_path / "out")])
+    out = tmp_path / "out"
+    budgets = {p.parent.parent.name: json.loads(p.read_text())["timesteps"] for p in out.glob("*/*/done.json")}
+    assert budgets == {"sb3_dspg_NoisyBandit-v0": 200, "sb3_dspg_HitReach-v0": 300}
+    assert len(list(out.glob("*/*/done.json"))) == 8
+    report = (out / "results.md").read_text()
+    assert report.startswith("# Suite 'tiny' (version 1)") and "## Where DSPG stands" in report
+    assert "P(DSPG > algo)" in report and (out / "performance_profile.png").exists()
+    row = next(line for line in report.splitlines() if line.startswith("| td3 | 2 |"))
+    probability = float(row.split("|")[5].split()[0])
+    assert 0.0 <= probability <= 1.0
+
+    with pytest.raises(ValueError, match="worlds: \\['nope'\\] not in suite 'tiny'"):
+        compare.load_suite(str(suite), ["nope"])
+    header, worlds = compare.load_suite("noisy")  # the shipped suite parses, in priority order
+    assert header["seeds"] == [0, 1, 2, 3, 4] and worlds[0].name == "hit_reach"

@@ -18,11 +18,14 @@ BACKENDS = ("local", "ray")
 
 
 class Job(NamedTuple):
-    """One training run of a grid."""
+    """One training run of a grid, with its budget and evaluation protocol."""
 
     spec: str
     algo: str
     seed: int
+    timesteps: int
+    eval_freq: int
+    eval_episodes: int
 
 
 def run_local(jobs: list[Job], run: Callable[..., dict], workers: int, **settings: Any) -> Iterator[tuple[Job, Any]]:

@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,6 +64,47 @@ def parse_env_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 def slug(spec: str) -> str:
     return spec.replace("/", "_").replace(":", "__").replace("=", "-").replace(",", "_")
+
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+class World(NamedTuple):
+    """A group of env specs that share a budget and an evaluation protocol (one entry of a suite file)."""
+
+    name: str
+    specs: list[str]
+    timesteps: int
+    eval_freq: int
+    eval_episodes: int
+    sweep_param: str | None = None
+
+
+def load_suite(suite: str, names: list[str] | None = None) -> tuple[dict[str, Any], list[World]]:
+    """
+    Read a suite file (``suites/<suite>.yml`` shipped with the package, or a path) and its worlds, in order.
+
+    :param names: only these worlds (all when ``None``); an unknown name raises ``ValueError``
+    :return: ``(the suite's header: name, version, algos, seeds), worlds``
+    """
+    import yaml
+
+    path = Path(suite) if suite.endswith((".yml", ".yaml")) else SUITES_DIR / f"{suite}.yml"
+    if not path.is_file():
+        known = sorted(p.stem for p in SUITES_DIR.glob("*.yml"))
+        raise ValueError(f"suite: no suite file {path}; shipped suites: {known}")
+    table = yaml.safe_load(path.read_text())
+    defaults, entries = table.get("defaults", {}), table["worlds"]
+    unknown = sorted(set(names or []) - set(entries))
+    if unknown:
+        raise ValueError(f"worlds: {unknown} not in suite {table['name']!r}; it has {list(entries)}")
+    worlds = [
+        World(name, list(entry["envs"]), int(entry["timesteps"]), int(entry.get("eval_freq", defaults.get("eval_freq", 2000))),
+              int(entry.get("eval_episodes", defaults.get("eval_episodes", 10))), entry.get("sweep_param"))
+        for name, entry in entries.items()
+        if names is None or name in names
+    ]  # fmt: skip
+    return {key: table[key] for key in ("name", "version", "algos", "seeds")}, worlds
 
 
 def grid_hyperparams(algo: str, env_id: str, action_shape: tuple[int, ...], algos: list[str]) -> tuple[dict[str, Any], str]:
@@ -195,6 +236,66 @@ def interval_estimates(scores: dict[str, np.ndarray], reps: int = 2000) -> tuple
     return rly.get_interval_estimates(scores, aggregate, reps=reps)
 
 
+def _with_ci(values: np.ndarray, fmt: str) -> str:
+    """``point [low, high]``."""
+    return f"{values[0]:{fmt}} [{values[1]:{fmt}}, {values[2]:{fmt}}]"
+
+
+def improvement_probabilities(scores: dict[str, np.ndarray], reference: str, reps: int = 2000) -> dict[str, np.ndarray]:
+    """
+    ``P(reference > peer)``: the probability that a random run of ``reference`` beats a random run of the
+    peer (rliable's probability of improvement, Mann-Whitney U statistic), with a 95% stratified-bootstrap CI.
+
+    :return: per peer, ``[point, low, high]``
+    """
+    from rliable import library as rly
+    from rliable import metrics
+
+    pairs = {peer: (scores[reference], scores[peer]) for peer in scores if peer != reference}
+    if reference not in scores or not pairs:
+        return {}
+    point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
+    return {peer: np.array([float(np.squeeze(point[peer])), *np.ravel(ci[peer])]) for peer in pairs}
+
+
+def normalised_scores(df, specs: list[str], algos: list[str]) -> dict[str, np.ndarray]:
+    """
+    Final returns ``(n_seeds, n_worlds)`` per algorithm, each world min-max normalised over all its runs (0: the
+    worst run of any algorithm, 1: the best), over the worlds where every algorithm has the same seed count.
+    """
+    per_world = [final_scores(df, spec, algos) for spec in specs]
+    usable = [w for w in per_world if set(w) == set(algos) and len({len(v) for v in w.values()}) == 1]
+    columns: dict[str, list[np.ndarray]] = {algo: [] for algo in algos}
+    for world in usable:
+        low, high = min(v.min() for v in world.values()), max(v.max() for v in world.values())
+        for algo in algos:
+            columns[algo].append((world[algo][:, 0] - low) / (high - low if high > low else 1.0))
+    return {algo: np.stack(cols, axis=1) for algo, cols in columns.items() if cols}
+
+
+def plot_performance_profile(scores: dict[str, np.ndarray], path: Path) -> None:
+    """rliable's performance profile: the fraction of (run, world) pairs above each normalised score τ."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import library as rly
+    from rliable import plot_utils
+
+    taus = np.linspace(0.0, 1.0, 41)
+    profiles, cis = rly.create_performance_profile(scores, taus)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = {algo: f"C{i}" for i, algo in enumerate(scores)}
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, colors=colors,
+                                         xlabel=r"normalised final return $\tau$", ax=ax)  # fmt: skip
+    ax.legend(list(scores), loc="lower left")
+    n_worlds = next(iter(scores.values())).shape[1]
+    ax.set_title(f"performance profile over {n_worlds} worlds (min-max normalised per world)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_curves(df, spec: str, algos: list[str], path: Path) -> None:
     import matplotlib
 
@@ -247,36 +348,73 @@ def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path) -
     plt.close(fig)
 
 
-def report(out: Path, specs: list[str], algos: list[str], seeds: list[int], command: str, sweep_param: str | None) -> str:
+def report(
+    out: Path,
+    specs: list[str],
+    algos: list[str],
+    seeds: list[int],
+    command: str,
+    sweeps: dict[str, list[str]] | None = None,
+    header: str = "# DSPG vs peers",
+) -> str:
+    """
+    Write ``evaluations.csv``, ``results.md`` (a summary table of DSPG against the best peer per world, then per
+    world: IQM and mean with 95% CIs, P(DSPG > peer), learning curves), sweep plots and a performance profile.
+
+    :param sweeps: env parameter -> the specs that sweep it (one plot each)
+    """
     df = collect(out, specs, algos, seeds)
     df.to_csv(out / "evaluations.csv", index=False)
     lines = [
-        "# DSPG vs peers",
+        header,
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per worker.  ",
+        f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per run.  ",
         "Final return: the last deterministic evaluation of each seed; IQM and mean across seeds with 95% "
-        "stratified-bootstrap CIs (rliable). Every evaluation is in `evaluations.csv`.",
+        "stratified-bootstrap CIs (rliable); P(DSPG > peer): rliable's probability of improvement with its 95% CI. "
+        "Every evaluation is in `evaluations.csv`.",
         "",
     ]
+    summary, sections = [], []
     for spec in specs:
         scores = final_scores(df, spec, algos)
         if not scores:
             continue
         point, ci = interval_estimates(scores)
-        lines += [f"## {spec}", "", "| algo | seeds | IQM [95% CI] | mean [95% CI] |", "|---|---|---|---|"]
+        improvement = improvement_probabilities(scores, "dspg")
+        sections += [f"## {spec}", "", "| algo | seeds | IQM [95% CI] | mean [95% CI] | P(DSPG > algo) [95% CI] |",
+                     "|---|---|---|---|---|"]  # fmt: skip
         for algo in scores:
             p, c = point[algo], ci[algo]
-            lines.append(
+            poi = (
+                f"{improvement[algo][0]:.2f} [{improvement[algo][1]:.2f}, {improvement[algo][2]:.2f}]"
+                if algo in improvement
+                else "-"
+            )
+            sections.append(
                 f"| {algo} | {len(scores[algo])} | {p[0]:.4g} [{c[0, 0]:.4g}, {c[1, 0]:.4g}] | "
-                f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] |"
+                f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] | {poi} |"
             )
         png = f"curves_{slug(spec)}.png"
         plot_curves(df, spec, algos, out / png)
-        lines += ["", f"![{spec}]({png})", ""]
-    if sweep_param:
-        plot_sweep(df, specs, algos, sweep_param, out / f"sweep_{sweep_param}.png")
-        lines += [f"![sweep](sweep_{sweep_param}.png)", ""]
+        sections += ["", f"![{spec}]({png})", ""]
+        peers = [algo for algo in scores if algo != "dspg"]
+        if "dspg" in scores and peers:
+            best = max(peers, key=lambda algo: point[algo][0])
+            iqm = {algo: _with_ci(np.array([point[algo][0], ci[algo][0, 0], ci[algo][1, 0]]), ".4g") for algo in scores}
+            poi = _with_ci(improvement[best], ".2f")
+            summary.append(f"| {spec} | {iqm['dspg']} | {best} {iqm[best]} | {poi} | {len(scores['dspg'])} |")
+    if summary:
+        columns = "| world | DSPG IQM [95% CI] | best peer IQM [95% CI] | P(DSPG > best peer) | seeds |"
+        lines += ["## Where DSPG stands", "", columns, "|---|---|---|---|---|", *summary, ""]
+    profile = normalised_scores(df, specs, algos)
+    if profile and next(iter(profile.values())).shape[1] >= 2:
+        plot_performance_profile(profile, out / "performance_profile.png")
+        lines += ["![performance profile](performance_profile.png)", ""]
+    lines += sections
+    for param, swept in (sweeps or {}).items():
+        plot_sweep(df, swept, algos, param, out / f"sweep_{param}.png")
+        lines += [f"![sweep](sweep_{param}.png)", ""]
     failed = failed_runs(out, specs, algos, seeds)
     if failed:
         lines += ["## Failed runs", "", "Not in the tables above; the same command runs them again.", ""]
@@ -292,14 +430,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="sb3-dspg compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--algos", nargs="+", default=["dspg", "ddpg", "td3", "sac"], choices=ALGO_NAMES)
+    parser.add_argument("--suite", default=None, help="run a suite file: a name shipped in suites/ (noisy) or a .yml path")
+    parser.add_argument("--worlds", nargs="+", default=None, help="with --suite: only these worlds of it")
+    parser.add_argument(
+        "--algos", nargs="+", default=None, choices=ALGO_NAMES, help="default: the suite's, else dspg ddpg td3 sac"
+    )
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "sb3_dspg/ActuatorPendulum-v1"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the suite's, else 0 1 2")
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--eval-freq", type=int, default=2_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (a local Ray's CPUs)")
-    parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--out", default=None, help="default: runs/<suite name>, else runs/compare")
     parser.add_argument("--sweep-param", default=None, help="env kwarg that varies across --envs, for the sweep plot")
     parser.add_argument("--report-only", action="store_true", help="only aggregate the completed runs")
     parser.add_argument("--backend", choices=BACKENDS, default="local", help="local process pool (default) or Ray tasks")
@@ -310,7 +452,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.address and args.backend != "ray":
         parser.error("--address needs --backend ray")
-    out = Path(args.out)
+    if args.worlds and not args.suite:
+        parser.error("--worlds needs --suite")
+    if args.suite:
+        suite, worlds = load_suite(args.suite, args.worlds)
+        header = f"# Suite {suite['name']!r} (version {suite['version']}): DSPG vs peers"
+    else:
+        suite = dict(name="compare", algos=["dspg", "ddpg", "td3", "sac"], seeds=[0, 1, 2])
+        worlds = [World("cli", args.envs, args.timesteps, args.eval_freq, args.eval_episodes, args.sweep_param)]
+        header = "# DSPG vs peers"
+    algos, seeds = args.algos or suite["algos"], args.seeds or suite["seeds"]
+    out = Path(args.out or f"runs/{suite['name']}")
     out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
     # the command that produces the runs (a --report-only call only re-aggregates them)
@@ -319,12 +471,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.report_only:
         from tqdm import tqdm
 
-        jobs = [Job(spec, algo, seed) for seed in args.seeds for spec in args.envs for algo in args.algos]
+        jobs = [Job(spec, algo, seed, world.timesteps, world.eval_freq, world.eval_episodes)
+                for world in worlds for seed in seeds for spec in world.specs for algo in algos]  # fmt: skip
         jobs = [job for job in jobs if not (out / slug(job.spec) / f"{job.algo}_{job.seed}" / "done.json").exists()]
-        settings = dict(
-            timesteps=args.timesteps, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes, algos=args.algos,
-            threads=args.cpus_per_run, gym_packages=tuple(args.gym_packages),
-        )  # fmt: skip
+        settings = dict(algos=algos, threads=args.cpus_per_run, gym_packages=tuple(args.gym_packages))
         if args.backend == "ray":
             outcomes = run_ray(jobs, run_one, out, args.workers, args.address, args.cpus_per_run, args.max_retries, **settings)
         else:  # a per-run progress bar only when runs do not share the terminal
@@ -333,7 +483,9 @@ def main(argv: list[str] | None = None) -> None:
             for job, outcome in outcomes:
                 overall.set_postfix_str(record_outcome(out, job, outcome))
                 overall.update()
-    print(report(out, args.envs, args.algos, args.seeds, command, args.sweep_param))
+    specs = [spec for world in worlds for spec in world.specs]
+    sweeps = {world.sweep_param: world.specs for world in worlds if world.sweep_param}
+    print(report(out, specs, algos, seeds, command, sweeps, header))
 
 
 if __name__ == "__main__":
