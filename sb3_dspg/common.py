@@ -26,6 +26,8 @@ def running_rate(count: th.Tensor, momentum: float) -> th.Tensor:
 class RunningNorm(nn.Module):
     """
     Running mean / variance normaliser (:func:`running_rate`) whose statistics are buffers, saved with the policy.
+    Each column keeps its own count, so a column that is absent from some batches (the reward of reward-free
+    transitions) starts its exact average when it first appears.
 
     :param dim: size of the last dimension
     :param momentum: see :func:`running_rate`
@@ -40,17 +42,27 @@ class RunningNorm(nn.Module):
         self.eps = eps
         self.register_buffer("mean", th.zeros(dim))
         self.register_buffer("var", th.ones(dim))
-        self.register_buffer("count", th.zeros(()))
+        self.register_buffer("count", th.zeros(dim))
 
     @th.no_grad()
-    def update(self, x: th.Tensor) -> None:
-        """Fold a batch ``(N, dim)`` into the statistics."""
-        rate = running_rate(self.count, self.momentum)
-        batch_mean = x.mean(dim=0)
-        batch_var = x.var(dim=0, unbiased=False)
-        delta = batch_mean - self.mean
-        self.mean += rate * delta
-        self.var += rate * (batch_var - self.var) + rate * (1 - rate) * delta.pow(2)
+    def update(self, x: th.Tensor, columns: slice = slice(None)) -> None:
+        """
+        Fold a batch ``(N, dim)`` into the statistics.
+
+        :param columns: the columns present in this batch (the others keep their statistics and count)
+        """
+        rate = running_rate(self.count[columns], self.momentum)
+        batch_mean = x[:, columns].mean(dim=0)
+        batch_var = x[:, columns].var(dim=0, unbiased=False)
+        delta = batch_mean - self.mean[columns]
+        self.mean[columns] += rate * delta
+        self.var[columns] += rate * (batch_var - self.var[columns]) + rate * (1 - rate) * delta.pow(2)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        count = state_dict.get(prefix + "count")
+        if count is not None and count.dim() == 0:  # files from 0.2 and earlier: one count for all columns
+            state_dict[prefix + "count"] = count.expand(self.count.shape).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         return th.clamp((x - self.mean) / th.sqrt(self.var + self.eps), -self.clip, self.clip)

@@ -16,7 +16,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayB
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
-from sb3_dspg import score
+from sb3_dspg import pretraining, score
 from sb3_dspg.checks import (
     NonFiniteLossError,
     check_action_space,
@@ -107,6 +107,11 @@ class DSPG(OffPolicyAlgorithm):
     actor: DSPGActor
     denoiser: ActionDenoiser
     grad_head: GradientHead
+    #: reward-free transitions collected by :meth:`pretrain` (never mixed with the replay buffer, not saved)
+    pretrain_buffer: ReplayBuffer | None = None
+    _n_pretrain_updates: int = 0
+    #: while :meth:`pretrain` runs: "random" (uniform actions) or "policy" (the actor with exploration noise)
+    _pretraining: str | None = None
 
     def __init__(
         self,
@@ -228,6 +233,8 @@ class DSPG(OffPolicyAlgorithm):
         return [self.actor.optimizer, self.critic.optimizer, self.denoiser.optimizer, self.grad_head.optimizer]
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        if self._pretraining:  # reward-free phase: only the denoiser learns (docs/design.md §8)
+            return pretraining.pretrain_updates(self, self.replay_buffer, gradient_steps, batch_size)  # type: ignore[arg-type]
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
         # Update learning rate according to lr schedule
@@ -359,6 +366,70 @@ class DSPG(OffPolicyAlgorithm):
         checks += [("terminal observation", info["terminal_observation"]) for info in infos if "terminal_observation" in info]
         check_finite_env_data(checks, self.num_timesteps)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        if self._pretraining:  # a reward-free transition: its reward must never be read as if it were 0
+            replay_buffer.rewards[(replay_buffer.pos - 1) % replay_buffer.buffer_size] = np.nan
+
+    def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1):
+        if self._pretraining == "random":  # uniform random actions, as SB3 takes them before learning_starts
+            learning_starts = math.inf  # type: ignore[assignment]
+        elif self._pretraining == "policy":  # the actor with exploration noise from the first step
+            learning_starts = 0
+        return super()._sample_action(learning_starts, action_noise, n_envs)
+
+    def pretrain(
+        self: SelfDSPG,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "DSPG_pretrain",
+        progress_bar: bool = False,
+        random_actions: bool = True,
+    ) -> SelfDSPG:
+        """
+        Reward-free pretraining of the denoiser in the model's env (docs/design.md §8): collect
+        ``total_timesteps`` transitions and train only the denoiser on them, with the reward slot of the
+        outcome masked. Rewards the env returns are not used; the transitions go to ``pretrain_buffer``, never
+        to the replay buffer. Callbacks, the progress bar and the logger work as in :meth:`learn` (keys under
+        ``pretrain/``); the denoiser trains on SB3's ``train_freq`` / ``gradient_steps`` schedule.
+
+        :param total_timesteps: env steps to collect
+        :param random_actions: uniform random actions (default), or the current actor with exploration noise
+        :return: the model, ready for :meth:`learn` (which counts reward-labelled steps from 0)
+        """
+        pretraining.check_pretrainable(self)
+        if total_timesteps < 1:
+            raise ValueError(f"total_timesteps must be an integer >= 1, got {total_timesteps!r}")
+        if self.pretrain_buffer is None:
+            self.pretrain_buffer = pretraining.empty_buffer(self, min(self.buffer_size, total_timesteps))
+        replay_buffer, learning_starts = self.replay_buffer, self.learning_starts
+        self.replay_buffer, self.learning_starts = self.pretrain_buffer, min(self.learning_starts, total_timesteps // 2)
+        self._pretraining = "random" if random_actions else "policy"
+        try:
+            self.learn(
+                total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps=True, progress_bar=progress_bar
+            )
+        finally:
+            self.replay_buffer, self.learning_starts, self._pretraining = replay_buffer, learning_starts, None
+            self._last_obs = None  # type: ignore[assignment]  # the next learn() starts from a fresh reset
+        return self
+
+    def pretrain_denoiser(self: SelfDSPG, data: Any, gradient_steps: int, batch_size: int | None = None) -> SelfDSPG:
+        """
+        Reward-free pretraining of the denoiser from offline data (docs/design.md §8).
+
+        :param data: a Minari dataset or an SB3 ``ReplayBuffer`` with the model's spaces; rewards are ignored
+        :param gradient_steps: denoiser updates
+        :param batch_size: default: the model's
+        :raises ValueError: spaces that differ from the model's, no transitions, non-finite values, a frozen denoiser
+        """
+        pretraining.check_pretrainable(self)
+        if gradient_steps < 1:
+            raise ValueError(f"gradient_steps must be an integer >= 1, got {gradient_steps!r}")
+        buffer = pretraining.reward_free_buffer(self, data)
+        pretraining.ensure_logger(self, "DSPG_pretrain")
+        pretraining.pretrain_updates(self, buffer, gradient_steps, batch_size or self.batch_size)
+        self.logger.dump(self.num_timesteps)
+        return self
 
     def learn(
         self: SelfDSPG,
@@ -392,7 +463,9 @@ class DSPG(OffPolicyAlgorithm):
         return super().load(path, *args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
-        return super()._excluded_save_params() + ["actor", "critic", "actor_target", "critic_target", "denoiser", "grad_head"]  # noqa: RUF005
+        return super()._excluded_save_params() + [  # noqa: RUF005
+            "actor", "critic", "actor_target", "critic_target", "denoiser", "grad_head", "pretrain_buffer",
+        ]  # fmt: skip
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "denoiser.optimizer", "grad_head.optimizer"]

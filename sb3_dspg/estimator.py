@@ -38,6 +38,53 @@ class ActionGradientEstimate(NamedTuple):
     head_target: th.Tensor
 
 
+class DenoisingStep(NamedTuple):
+    """One pass of the denoiser over a batch; ``n = 2`` rows per transition with antithetic noise."""
+
+    #: ``ã = a + σ·η``, ``(n·B, d)``
+    noised_actions: th.Tensor
+    #: the noise ``η`` each row was made with, ``(n·B, d)``
+    eta: th.Tensor
+    #: ``F(ã, σ, s, o)``, ``(n·B, d)``
+    eps_cond: th.Tensor
+    #: ``F(ã, σ, s, ∅)``, ``(n·B, d)``
+    eps_uncond: th.Tensor
+    #: ``(1 − p)·loss_cond + p·loss_uncond``
+    loss: th.Tensor
+    loss_cond: th.Tensor
+    loss_uncond: th.Tensor
+
+
+def denoising_step(
+    denoiser: ActionDenoiser,
+    obs: PyTorchObs,
+    next_obs: PyTorchObs,
+    rewards: th.Tensor | None,
+    actions: th.Tensor,
+    sigma: float,
+    cond_dropout: float,
+    antithetic: bool = True,
+    update_statistics: bool = True,
+) -> DenoisingStep:
+    """
+    Noise the buffer actions and run the denoiser once over the doubled (outcome / null) batch: the part of the
+    DSPG step that needs no reward and no critic, shared by :func:`estimate_action_gradient` and reward-free
+    pretraining (``rewards=None``: the reward slot of the outcome is masked, docs/design.md §8).
+
+    Parameters as in :func:`estimate_action_gradient`.
+    """
+    n_noised = 2 if antithetic else 1
+    noised_actions, eta = score.noise_actions(actions, sigma, antithetic)
+    features, outcome = denoiser.features_and_outcome(obs, next_obs, rewards)
+    if update_statistics:
+        denoiser.update_outcome_statistics(outcome, reward_present=rewards is not None)
+    outcome = denoiser.outcome_norm(outcome)
+    features, outcome = features.repeat(n_noised, 1), outcome.repeat(n_noised, 1)
+    eps_cond, eps_uncond = denoiser(features, noised_actions, outcome, sigma, reward_present=rewards is not None)
+    loss, loss_cond, loss_uncond = score.denoiser_loss(eps_cond, eps_uncond, eta, cond_dropout)
+    return DenoisingStep(noised_actions, eta, eps_cond, eps_uncond, loss, loss_cond, loss_uncond)
+
+
 def estimate_action_gradient(
     denoiser: ActionDenoiser,
     critic: ContinuousCritic,
@@ -74,13 +121,8 @@ def estimate_action_gradient(
         (``False`` to evaluate without changing the model)
     """
     n_noised = 2 if antithetic else 1
-    noised_actions, eta = score.noise_actions(actions, sigma, antithetic)
-    features, outcome = denoiser.features_and_outcome(obs, next_obs, rewards)
-    if update_statistics:
-        denoiser.outcome_norm.update(outcome.detach())
-    outcome = denoiser.outcome_norm(outcome)
-    eps_cond, eps_uncond = denoiser(features.repeat(n_noised, 1), noised_actions, outcome.repeat(n_noised, 1), sigma)
-    loss, loss_cond, loss_uncond = score.denoiser_loss(eps_cond, eps_uncond, eta, cond_dropout)
+    step = denoising_step(denoiser, obs, next_obs, rewards, actions, sigma, cond_dropout, antithetic, update_statistics)
+    noised_actions, eps_cond, eps_uncond = step.noised_actions, step.eps_cond, step.eps_uncond
 
     with th.no_grad():
         outcome_score = score.outcome_score(eps_cond, eps_uncond, sigma)
@@ -92,5 +134,14 @@ def estimate_action_gradient(
         head_target = score.clip_and_scale(grad_estimate, rms, grad_clip)
     advantage = returns - baseline
     return ActionGradientEstimate(
-        noised_obs, noised_actions, loss, loss_cond, loss_uncond, outcome_score, advantage, grad_estimate, rms, head_target
+        noised_obs,
+        noised_actions,
+        step.loss,
+        step.loss_cond,
+        step.loss_uncond,
+        outcome_score,
+        advantage,
+        grad_estimate,
+        rms,
+        head_target,
     )

@@ -97,9 +97,11 @@ class ActionDenoiser(_ExtractorNetwork):
     Noise-predicting denoiser ``F(ã, σ, s, c)`` of actions, conditioned on the outcome or not
     (docs/design.md §1.1).
 
-    Input row: ``[φ(s), ã, log σ, m·o, m]`` with ``m = 1`` for the outcome ``o`` and ``m = 0``
-    (zeros) for the null condition. The outcome is ``o = (φ(s′) − φ(s), r)``, normalised by
-    running statistics; ``s′`` goes through the same features extractor as ``s``.
+    Input row: ``[φ(s), ã, log σ, m·o, m, m_r]`` with ``m = 1`` for the outcome ``o`` and ``m = 0``
+    (zeros) for the null condition. The outcome is ``o = (φ(s′) − φ(s), m_r·r)``, normalised by
+    running statistics; ``s′`` goes through the same features extractor as ``s``. ``m_r = 0`` marks a
+    transition without a reward (reward-free pretraining, docs/design.md §8): the network then
+    conditions on ``φ(s′) − φ(s)`` alone, and learns how actions shape the next state.
 
     Constructor parameters as in :class:`_ExtractorNetwork`.
     """
@@ -107,20 +109,35 @@ class ActionDenoiser(_ExtractorNetwork):
     def _build_net(self, features_dim: int, action_dim: int, net_arch: list[int], activation_fn: type[nn.Module]) -> None:
         self.outcome_dim = features_dim + 1
         self.outcome_norm = RunningNorm(self.outcome_dim)
-        in_dim = features_dim + action_dim + 1 + self.outcome_dim + 1
+        in_dim = features_dim + action_dim + 1 + self.outcome_dim + 2
         self.eps_net = nn.Sequential(*create_mlp(in_dim, action_dim, net_arch, activation_fn))
 
-    def features_and_outcome(self, obs: PyTorchObs, next_obs: PyTorchObs, rewards: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def features_and_outcome(
+        self, obs: PyTorchObs, next_obs: PyTorchObs, rewards: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor]:
         """
         One features-extractor pass over ``s`` and ``s′`` together.
 
+        :param rewards: ``(N, 1)``, or ``None`` for reward-free transitions (the reward slot is then 0)
         :return: ``(φ(s), o)`` with the raw (not yet normalised) outcome ``o = (φ(s′) − φ(s), r)``
         """
         feat_s, feat_next = self.features(cat_obs([obs, next_obs])).chunk(2, dim=0)
+        rewards = feat_s.new_zeros((feat_s.shape[0], 1)) if rewards is None else rewards
         return feat_s, th.cat([feat_next - feat_s, rewards], dim=1)
 
+    def update_outcome_statistics(self, outcome: th.Tensor, reward_present: bool = True) -> None:
+        """Fold raw outcomes into the running normaliser; without rewards only the state columns."""
+        self.outcome_norm.update(outcome.detach(), slice(None) if reward_present else slice(0, self.outcome_dim - 1))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        weight = state_dict.get(prefix + "eps_net.0.weight")
+        if weight is not None and weight.shape[1] == self.eps_net[0].in_features - 1:
+            # files from 0.2 and earlier have no reward-present input m_r: a zero column computes what they did
+            state_dict[prefix + "eps_net.0.weight"] = th.cat([weight, weight.new_zeros((weight.shape[0], 1))], dim=1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(
-        self, features: th.Tensor, noised_actions: th.Tensor, outcome: th.Tensor, sigma: float
+        self, features: th.Tensor, noised_actions: th.Tensor, outcome: th.Tensor, sigma: float, reward_present: bool = True
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         Conditional and unconditional noise predictions in one pass over the doubled batch.
@@ -129,14 +146,17 @@ class ActionDenoiser(_ExtractorNetwork):
         :param noised_actions: ``ã``, ``(N, d)``
         :param outcome: normalised outcome, ``(N, outcome_dim)``
         :param sigma: the noise level ``ã`` was made with
+        :param reward_present: ``False`` for reward-free transitions: the reward slot is masked out
         :return: ``(F(ã, σ, s, o), F(ã, σ, s, ∅))``, each ``(N, d)``
         """
         n = features.shape[0]
         log_sigma = features.new_full((n, 1), math.log(sigma))
         shared = th.cat([features, noised_actions, log_sigma], dim=1)
         ones = features.new_ones((n, 1))
-        cond = th.cat([shared, outcome, ones], dim=1)
-        null = th.cat([shared, th.zeros_like(outcome), th.zeros_like(ones)], dim=1)
+        reward_mask = ones if reward_present else th.zeros_like(ones)
+        outcome = outcome if reward_present else th.cat([outcome[:, :-1], th.zeros_like(ones)], dim=1)
+        cond = th.cat([shared, outcome, ones, reward_mask], dim=1)
+        null = th.cat([shared, th.zeros_like(outcome), th.zeros_like(ones), th.zeros_like(ones)], dim=1)
         eps = self.eps_net(th.cat([cond, null], dim=0))
         return eps[:n], eps[n:]
 

@@ -99,7 +99,7 @@ def test_save_load_round_trip_predicts_identically_and_keeps_statistics(tmp_path
     saved, restored = model.policy.state_dict(), loaded.policy.state_dict()
     assert set(saved) == set(restored)
     assert all(th.equal(saved[k], restored[k]) for k in saved)  # includes outcome_norm and grad_mean_square
-    assert restored["denoiser.outcome_norm.count"] > 0
+    assert restored["denoiser.outcome_norm.count"].min() > 0
     for name in ("actor", "critic", "denoiser", "grad_head"):
         assert getattr(loaded, name).optimizer.state_dict()["state"], f"{name} optimizer state lost"
     loaded.learn(200, reset_num_timesteps=False)  # and it continues training
