@@ -9,6 +9,12 @@ with the analytic gradient:
 undoing DSPG's known shrinkage ``k = β²/(β² + σ²)`` (and the head's RMS scaling).
 
     python benchmarks/gradient_quality.py --dims 1 4 16 64 --steps 1500
+
+``--pretrain N`` adds the pretraining axis (docs/design.md §8): every world is trained twice on ``--steps``
+rewarded batches, once from scratch and once after ``N`` reward-free denoiser updates, over ``--seeds``.
+
+    python benchmarks/gradient_quality.py --noises gaussian bimodal --dims 4 --steps 100 300 --pretrain 1500 \
+        --seeds 0 1 2 --out benchmarks/results/gradient_quality_pretrain.md
 """
 
 import argparse
@@ -54,19 +60,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--noises", nargs="+", default=["none", "gaussian", "bimodal", "student_t", "multiplicative"])
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, nargs="+", default=[1500], help="rewarded batches (several with --pretrain)")
+    parser.add_argument("--pretrain", type=int, default=0, help="reward-free denoiser updates: compare with and without")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (with --pretrain)")
     parser.add_argument("--sigma", type=float, default=0.2)
     parser.add_argument("--beta", type=float, default=0.4)
     parser.add_argument("--states", type=int, default=64)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gradient_quality.md"))
     args = parser.parse_args()
     th.set_num_threads(1)
+    if args.pretrain:
+        return pretrain_axis(args)
     lines = [
         "# Gradient quality on one-step worlds with a known gradient",
         "",
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {platform.machine()} CPU, 1 torch thread. Behaviour spread β={args.beta}, σ={args.sigma}, "
-        f"{args.steps} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256], "
+        f"{args.steps[0]} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256], "
         "the shipped DSPG step (sb3_dspg.estimator) with the twin-Q critic as baseline b(s, ã); "
         f"state dim = action dim d, outcome = (a + ε, R). Metrics over {args.states} held-out states: "
         "mean cosine to the analytic ∇_a E[R] at μ(s), median relative error.",
@@ -80,13 +90,51 @@ def main() -> None:
             th.manual_seed(0)
             world = OneStepWorld(noise, dim=dim, beta=args.beta)
             start = time.perf_counter()
-            policy = train_on_world(world, args.sigma, args.steps)
+            policy = train_on_world(world, args.sigma, args.steps[0])
             wall = time.perf_counter() - start
             th.manual_seed(1)
             res = evaluate(world, policy, args.sigma, args.states)
             cells = " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in ("head", "batch-mean ĝ", "∇_a Q̂"))
             lines.append(f"| {noise} | {dim} | {cells} | {wall:.0f} |")
             print(lines[-1], flush=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def pretrain_axis(args: argparse.Namespace) -> None:
+    """Head and ∇_a Q̂ cosine after K rewarded batches, from scratch and after reward-free pretraining of the denoiser."""
+    lines = [
+        "# Gradient quality after K rewarded batches, with and without reward-free pretraining",
+        "",
+        f"Command: `python {' '.join(sys.argv)}`  ",
+        f"Machine: {platform.machine()} CPU, 1 torch thread. β={args.beta}, σ={args.sigma}, batch 256, nets [256, 256]; "
+        f"'pretrained': {args.pretrain} reward-free denoiser updates (outcome y without R) before the K rewarded ones. "
+        f"Mean cosine to the analytic ∇_a E[R] over {args.states} held-out states; mean [min, max] over seeds {args.seeds}.",
+        "",
+        "| noise | d | K rewarded | head cos, scratch | head cos, pretrained | ∇_a Q̂ cos | ",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def spread(values: list[float]) -> str:
+        return f"{sum(values) / len(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+
+    for noise in args.noises:
+        for dim in args.dims:
+            for steps in args.steps:
+                cells: dict[str, list[float]] = {"scratch": [], "pretrained": [], "critic": []}
+                for seed in args.seeds:
+                    for name, pretrain in (("scratch", 0), ("pretrained", args.pretrain)):
+                        th.manual_seed(seed)
+                        world = OneStepWorld(noise, dim=dim, beta=args.beta)
+                        policy = train_on_world(world, args.sigma, steps, pretrain_steps=pretrain)
+                        th.manual_seed(1000 + seed)
+                        res = evaluate(world, policy, args.sigma, args.states)
+                        cells[name].append(res["head"][0])
+                        if name == "scratch":
+                            cells["critic"].append(res["∇_a Q̂"][0])
+                row = f"| {noise} | {dim} | {steps} | {spread(cells['scratch'])} | {spread(cells['pretrained'])} | "
+                lines.append(row + f"{spread(cells['critic'])} |")
+                print(lines[-1], flush=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

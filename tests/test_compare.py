@@ -31,7 +31,7 @@ def test_env_spec_parsing_and_hyperparameter_lookup():
 
 def test_tiny_comparison_writes_outputs_and_resumes(tmp_path):
     envs = ["sb3_dspg/NoisyBandit-v0:noise_scale=0.2", "sb3_dspg/NoisyBandit-v0:noise_scale=0.4"]
-    args = ["--algos", "dspg", "td3", "--envs", *envs,
+    args = ["--algos", "dspg-pretrain=150", "td3", "--envs", *envs,
             "--seeds", "0", "1", "--timesteps", "200", "--eval-freq", "100", "--eval-episodes", "3", "--workers", "2",
             "--out", str(tmp_path), "--sweep-param", "noise_scale"]  # fmt: skip
     compare.main(args)
@@ -41,9 +41,10 @@ def test_tiny_comparison_writes_outputs_and_resumes(tmp_path):
     csv = (tmp_path / "evaluations.csv").read_text().splitlines()
     assert csv[0] == "env,algo,seed,timesteps,mean_return" and len(csv) == 1 + 8 * 2
     report = (tmp_path / "results.md").read_text()
-    assert "| dspg | 2 |" in report and "IQM" in report
+    assert "| dspg-pretrain=150 | 2 |" in report and "IQM" in report
     assert len(list(tmp_path.glob("curves_*.png"))) == 2 and (tmp_path / "sweep_noise_scale.png").exists()
-    assert any(p.name.startswith("events") for p in (tmp_path.glob("*/dspg_0/tb_1/*")))  # TensorBoard per run
+    assert any(p.name.startswith("events") for p in (tmp_path.glob("*/dspg-pretrain=150_0/tb_1/*")))  # TensorBoard per run
+    assert any(tmp_path.glob("*/dspg-pretrain=150_0/pretrain_1/events*"))  # and the reward-free phase's
 
     compare.main(args)  # resume: nothing is run again
     assert {p: p.stat().st_mtime_ns for p in done} == stamps
@@ -74,3 +75,12 @@ def test_suite_runs_each_world_with_its_budget_and_reports_improvement_probabili
         compare.load_suite(str(suite), ["nope"])
     header, worlds = compare.load_suite("noisy")  # the shipped suite parses, in priority order
     assert header["seeds"] == [0, 1, 2, 3, 4] and worlds[0].name == "hit_reach"
+
+
+def test_pretrained_dspg_variant_is_parsed_and_refused_when_malformed():
+    import argparse
+
+    assert compare.parse_algo("dspg-pretrain=500") == ("dspg", 500) and compare.parse_algo("sac") == ("sac", 0)
+    for bad in ("td3-pretrain=500", "dspg-pretrain=0", "dspg-pretrain=x", "ppo"):
+        with pytest.raises(argparse.ArgumentTypeError, match="algo: one of"):
+            compare.parse_algo(bad)

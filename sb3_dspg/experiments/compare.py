@@ -34,6 +34,17 @@ from sb3_dspg.hyperparams import UNTUNED, tuned_hyperparams, zoo_entry
 ALGO_NAMES = ("dspg", "ddpg", "td3", "sac", "tqc", "crossq")
 
 
+def parse_algo(name: str) -> tuple[str, int]:
+    """
+    ``"td3"`` → ``("td3", 0)``; ``"dspg-pretrain=10000"`` → ``("dspg", 10000)``: DSPG after that many reward-free
+    env steps of :meth:`~sb3_dspg.DSPG.pretrain` (the run's ``timesteps`` count reward-labelled steps only).
+    """
+    base, _, pretrain = name.partition("-pretrain=")
+    if base not in ALGO_NAMES or (pretrain and (base != "dspg" or not pretrain.isdigit() or int(pretrain) < 1)):
+        raise argparse.ArgumentTypeError(f"algo: one of {ALGO_NAMES}, or dspg-pretrain=N with N >= 1; got {name!r}")
+    return base, int(pretrain or 0)
+
+
 def algo_class(name: str) -> type:
     """The algorithm class for a name of :data:`ALGO_NAMES`."""
     if name == "dspg":
@@ -114,8 +125,8 @@ def grid_hyperparams(algo: str, env_id: str, action_shape: tuple[int, ...], algo
 
     :return: ``(keyword arguments, "tuned" or "untuned")``
     """
-    if all(zoo_entry(name, env_id) is not None for name in {*algos, algo}):
-        return tuned_hyperparams(algo, env_id, action_shape), "tuned"
+    if all(zoo_entry(parse_algo(name)[0], env_id) is not None for name in {*algos, algo}):
+        return tuned_hyperparams(parse_algo(algo)[0], env_id, action_shape), "tuned"
     return copy.deepcopy(UNTUNED), "untuned"
 
 
@@ -161,7 +172,10 @@ def run_one(
     eval_env = Monitor(gym.make(env_id, **env_kwargs))
     eval_env.reset(seed=10_000 + seed)
     hyperparams, regime = grid_hyperparams(algo, env_id, env.action_space.shape, algos or [algo])
-    model = algo_class(algo)("MlpPolicy", env, seed=seed, tensorboard_log=str(run_dir), verbose=0, **hyperparams)
+    base, pretrain_steps = parse_algo(algo)
+    model = algo_class(base)("MlpPolicy", env, seed=seed, tensorboard_log=str(run_dir), verbose=0, **hyperparams)
+    if pretrain_steps:
+        model.pretrain(pretrain_steps, tb_log_name="pretrain")
     callback = EvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=eval_episodes, log_path=str(run_dir), verbose=0)
     start = time.perf_counter()
     model.learn(timesteps, callback=callback, tb_log_name="tb", progress_bar=bar)
@@ -251,11 +265,28 @@ def improvement_probabilities(scores: dict[str, np.ndarray], reference: str, rep
     from rliable import library as rly
     from rliable import metrics
 
+    if reference not in scores:
+        return {}
     pairs = {peer: (scores[reference], scores[peer]) for peer in scores if peer != reference}
-    if reference not in scores or not pairs:
+    if not pairs:
         return {}
     point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
     return {peer: np.array([float(np.squeeze(point[peer])), *np.ravel(ci[peer])]) for peer in pairs}
+
+
+def steps_to_reach(df, spec: str, scores: dict[str, np.ndarray], threshold: float) -> dict[str, str]:
+    """
+    Per algo, the median over seeds of the first evaluation step whose mean return reaches ``threshold``
+    (DSPG's final IQM), with how many seeds reached it.
+    """
+    reach = {}
+    for algo in scores:
+        runs = df[(df.env == spec) & (df.algo == algo)]
+        firsts = [group[group.mean_return >= threshold].timesteps.min() for _, group in runs.groupby("seed")]
+        reached = [int(step) for step in firsts if not np.isnan(step)]
+        seeds = runs.seed.nunique()
+        reach[algo] = f"{int(np.median(reached))} ({len(reached)}/{seeds} seeds)" if reached else f"not reached (0/{seeds})"
+    return reach
 
 
 def normalised_scores(df, specs: list[str], algos: list[str]) -> dict[str, np.ndarray]:
@@ -382,8 +413,9 @@ def report(
             continue
         point, ci = interval_estimates(scores)
         improvement = improvement_probabilities(scores, "dspg")
-        sections += [f"## {spec}", "", "| algo | seeds | IQM [95% CI] | mean [95% CI] | P(DSPG > algo) [95% CI] |",
-                     "|---|---|---|---|---|"]  # fmt: skip
+        reach = steps_to_reach(df, spec, scores, point["dspg"][0]) if "dspg" in scores else {}
+        sections += [f"## {spec}", "", "| algo | seeds | IQM [95% CI] | mean [95% CI] | P(DSPG > algo) [95% CI] "
+                     "| steps to DSPG's final IQM |", "|---|---|---|---|---|---|"]  # fmt: skip
         for algo in scores:
             p, c = point[algo], ci[algo]
             poi = (
@@ -393,12 +425,12 @@ def report(
             )
             sections.append(
                 f"| {algo} | {len(scores[algo])} | {p[0]:.4g} [{c[0, 0]:.4g}, {c[1, 0]:.4g}] | "
-                f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] | {poi} |"
+                f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] | {poi} | {reach.get(algo, '-')} |"
             )
         png = f"curves_{slug(spec)}.png"
         plot_curves(df, spec, algos, out / png)
         sections += ["", f"![{spec}]({png})", ""]
-        peers = [algo for algo in scores if algo != "dspg"]
+        peers = [algo for algo in scores if not algo.startswith("dspg")]
         if "dspg" in scores and peers:
             best = max(peers, key=lambda algo: point[algo][0])
             iqm = {algo: _with_ci(np.array([point[algo][0], ci[algo][0, 0], ci[algo][1, 0]]), ".4g") for algo in scores}
@@ -433,7 +465,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--suite", default=None, help="run a suite file: a name shipped in suites/ (noisy) or a .yml path")
     parser.add_argument("--worlds", nargs="+", default=None, help="with --suite: only these worlds of it")
     parser.add_argument(
-        "--algos", nargs="+", default=None, choices=ALGO_NAMES, help="default: the suite's, else dspg ddpg td3 sac"
+        "--algos",
+        nargs="+",
+        default=None,
+        type=lambda name: parse_algo(name) and name,
+        help=f"of {ALGO_NAMES}, or dspg-pretrain=N (DSPG after N reward-free steps); default: the suite's, else 4 algos",
     )
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "sb3_dspg/ActuatorPendulum-v1"])
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the suite's, else 0 1 2")

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from stable_baselines3.common.utils import ConstantSchedule
 from torch.nn import functional as F
 
-from sb3_dspg.estimator import ActionGradientEstimate, estimate_action_gradient
+from sb3_dspg.estimator import ActionGradientEstimate, denoising_step, estimate_action_gradient
 from sb3_dspg.policies import DSPGPolicy
 
 
@@ -98,6 +98,7 @@ def train_on_world(
     batch: int = 256,
     cond_dropout: float = 0.3,
     net_arch: list[int] | None = None,
+    pretrain_steps: int = 0,
 ) -> DSPGPolicy:
     """
     Train a DSPG policy's critic (TD3's loss with ``G = R``), denoiser and gradient head on fresh batches of
@@ -105,8 +106,16 @@ def train_on_world(
     Its critic doubles as the DDPG-style ``Q(s, a)`` whose ``∇_a Q̂`` the benchmark compares with.
 
     :param net_arch: hidden layers of the critic, denoiser and head (default ``[256, 256]``)
+    :param pretrain_steps: reward-free denoiser updates first (outcome ``y`` without ``R``, docs/design.md §8)
     """
     policy = make_policy(world, net_arch)
+    for _ in range(pretrain_steps):
+        s = th.randn(batch, world.dim)
+        a, y, _ = world.sample(s)
+        step = denoising_step(policy.denoiser, s, y, None, a, sigma, cond_dropout, antithetic=True)
+        policy.denoiser.optimizer.zero_grad()
+        step.loss.backward()
+        policy.denoiser.optimizer.step()
     for _ in range(steps):
         s = th.randn(batch, world.dim)
         est, a, reward = estimate(world, policy, s, sigma, cond_dropout)
