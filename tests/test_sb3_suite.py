@@ -15,4 +15,5 @@ def test_sb3_own_tests_pass_with_dspg_as_td3():
     result = subprocess.run([sys.executable, str(RUNNER), "-rfEX"], capture_output=True, text=True, timeout=900)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in summary and "xfailed" in summary and "failed" not in summary.replace("xfailed", ""), summary
+    assert " passed" in summary and ("2 xfailed" in summary or "3 xfailed" in summary), summary
+    assert "failed" not in summary.replace("xfailed", ""), summary
