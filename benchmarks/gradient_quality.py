@@ -63,6 +63,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1500], help="rewarded batches (several with --pretrain)")
     parser.add_argument("--pretrain", type=int, default=0, help="reward-free denoiser updates: compare with and without")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (with --pretrain)")
+    parser.add_argument(
+        "--baseline",
+        choices=["critic", "noised"],
+        default="critic",
+        help="DSPG's critic at ã (default), or a network fitted at the noised actions (an option under study)",
+    )
     parser.add_argument("--sigma", type=float, default=0.2)
     parser.add_argument("--beta", type=float, default=0.4)
     parser.add_argument("--states", type=int, default=64)
@@ -77,7 +83,7 @@ def main() -> None:
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {platform.machine()} CPU, 1 torch thread. Behaviour spread β={args.beta}, σ={args.sigma}, "
         f"{args.steps[0]} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256], "
-        "the shipped DSPG step (sb3_dspg.estimator) with the twin-Q critic as baseline b(s, ã); "
+        f"the shipped DSPG step (sb3_dspg.estimator), baseline b(s, ã): {args.baseline}; "
         f"state dim = action dim d, outcome = (a + ε, R). Metrics over {args.states} held-out states: "
         "mean cosine to the analytic ∇_a E[R] at μ(s), median relative error.",
         "",
@@ -90,7 +96,7 @@ def main() -> None:
             th.manual_seed(0)
             world = OneStepWorld(noise, dim=dim, beta=args.beta)
             start = time.perf_counter()
-            policy = train_on_world(world, args.sigma, args.steps[0])
+            policy = train_on_world(world, args.sigma, args.steps[0], baseline=args.baseline)
             wall = time.perf_counter() - start
             th.manual_seed(1)
             res = evaluate(world, policy, args.sigma, args.states)

@@ -12,6 +12,7 @@ heavy-tailed (Student-t) noise ``ε`` (or multiplicative: ``y = a·(1 + ε)``), 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.utils import ConstantSchedule
+from stable_baselines3.td3.policies import ContinuousCritic
 from torch.nn import functional as F
 
 from sb3_dspg.estimator import ActionGradientEstimate, denoising_step, estimate_action_gradient
@@ -85,7 +86,8 @@ def estimate(
     """
     a, y, reward = world.sample(s)
     est = estimate_action_gradient(
-        policy.denoiser, policy.critic, policy.grad_head, s, y, reward, a, reward, sigma, cond_dropout,
+        policy.denoiser, getattr(policy, "noised_baseline", policy.critic), policy.grad_head, s, y, reward, a, reward, sigma,
+        cond_dropout,
         antithetic=True, grad_clip=3.0, update_statistics=update,
     )  # fmt: skip
     return est, a, reward
@@ -99,6 +101,7 @@ def train_on_world(
     cond_dropout: float = 0.3,
     net_arch: list[int] | None = None,
     pretrain_steps: int = 0,
+    baseline: str = "critic",
 ) -> DSPGPolicy:
     """
     Train a DSPG policy's critic (TD3's loss with ``G = R``), denoiser and gradient head on fresh batches of
@@ -107,8 +110,16 @@ def train_on_world(
 
     :param net_arch: hidden layers of the critic, denoiser and head (default ``[256, 256]``)
     :param pretrain_steps: reward-free denoiser updates first (outcome ``y`` without ``R``, docs/design.md §8)
+    :param baseline: ``critic``: DSPG's, ``min_i Q_i(s, ã)`` of the critic fitted at the clean actions; ``noised``:
+        a one-Q network fitted to ``R`` at the noised actions ``(s, ã)``, kept as ``policy.noised_baseline``
+        (an estimator option under study, not in DSPG)
     """
+    if baseline not in ("critic", "noised"):
+        raise ValueError(f"baseline: 'critic' or 'noised', got {baseline!r}")
     policy = make_policy(world, net_arch)
+    if baseline == "noised":  # one Q network of the critic's size, fed (s, ã)
+        policy.noised_baseline = ContinuousCritic(**{**policy.critic_kwargs, "n_critics": 1})
+        policy.noised_baseline.optimizer = th.optim.Adam(policy.noised_baseline.parameters(), lr=1e-3)
     for _ in range(pretrain_steps):
         s = th.randn(batch, world.dim)
         a, y, _ = world.sample(s)
@@ -120,6 +131,11 @@ def train_on_world(
         s = th.randn(batch, world.dim)
         est, a, reward = estimate(world, policy, s, sigma, cond_dropout)
         critic_loss = sum(F.mse_loss(q, reward) for q in policy.critic(s, a))
+        if baseline == "noised":  # b(s, ã) regressed on R at the noised actions
+            baseline_loss = F.mse_loss(policy.noised_baseline(est.noised_obs, est.noised_actions)[0], reward.repeat(2, 1))
+            policy.noised_baseline.optimizer.zero_grad()
+            baseline_loss.backward()
+            policy.noised_baseline.optimizer.step()
         head_grad = policy.grad_head(policy.grad_head.features(est.noised_obs), est.noised_actions)
         head_loss = F.mse_loss(head_grad, est.head_target)
         for net, loss in ((policy.critic, critic_loss), (policy.denoiser, est.denoiser_loss), (policy.grad_head, head_loss)):
