@@ -37,6 +37,7 @@ def test_tiny_comparison_writes_outputs_and_resumes(tmp_path):
     compare.main(args)
     done = sorted(tmp_path.glob("*/*/done.json"))
     assert len(done) == 8
+    assert json.loads(done[0].read_text())["code"] == compare.code_version()  # which code produced the run
     stamps = {p: p.stat().st_mtime_ns for p in done}
     csv = (tmp_path / "evaluations.csv").read_text().splitlines()
     assert csv[0] == "env,algo,seed,timesteps,mean_return" and len(csv) == 1 + 8 * 2

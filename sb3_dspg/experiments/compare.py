@@ -130,6 +130,22 @@ def grid_hyperparams(algo: str, env_id: str, action_shape: tuple[int, ...], algo
     return copy.deepcopy(UNTUNED), "untuned"
 
 
+def code_version() -> str:
+    """The git commit of the checkout this package runs from (``+dirty`` with uncommitted changes), else its version."""
+    import subprocess
+
+    import sb3_dspg
+
+    root = Path(sb3_dspg.__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "sb3_dspg"], capture_output=True, text=True)
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return f"sb3-dspg {sb3_dspg.__version__}"
+
+
 def run_one(
     spec: str,
     algo: str,
@@ -181,7 +197,7 @@ def run_one(
     model.learn(timesteps, callback=callback, tb_log_name="tb", progress_bar=bar)
     result = dict(
         env=spec, algo=algo, seed=seed, timesteps=timesteps, wall_s=time.perf_counter() - start, hyperparams=regime,
-        final_return=float(np.mean(np.load(run_dir / "evaluations.npz")["results"][-1])),
+        code=code_version(), final_return=float(np.mean(np.load(run_dir / "evaluations.npz")["results"][-1])),
     )  # fmt: skip
     done.write_text(json.dumps(result))
     return result
