@@ -1,4 +1,5 @@
-"""Time a DSPG update against TD3, SAC and DDPG, side by side in one process, interleaved A B A B.
+"""Time a DSPG update against TD3, SAC, DDPG and CrossQ (and SBX's JAX TD3/SAC when ``sbx-rl`` is installed),
+side by side in one process, interleaved A B A B.
 
 Two measurements per env size:
 - gradient updates: ``model.train(gradient_steps=N, batch_size=256)`` on a pre-filled buffer;
@@ -10,6 +11,7 @@ ratios DSPG/TD3 and DSPG/SAC. ``--profile`` adds the top torch-profiler costs of
 """
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -25,24 +27,46 @@ from stable_baselines3.common.logger import Logger
 from sb3_dspg import DSPG
 
 FUSED = dict(optimizer_kwargs=dict(fused=True))
+#: the DSPG networks (denoiser, gradient head) at half width: a candidate for computing less (issue 11)
+SMALL = dict(denoiser=[128, 128], grad_head=[128, 128])
 #: name -> (class, extra keyword arguments, extra policy_kwargs). DSPG uses fused Adam by default (torch >= 2.4).
+#: A ``net_arch`` dict in the policy_kwargs adds to the run's ``--net-arch`` (actor and critic keep it).
 ALGOS = {
     "dspg": (DSPG, {}, {}),
     "dspg-unfused": (DSPG, {}, dict(optimizer_kwargs=dict(fused=False))),
     "dspg-no-antithetic": (DSPG, dict(antithetic=False), {}),
+    "dspg-small": (DSPG, {}, dict(net_arch=SMALL)),
+    "dspg-small-no-antithetic": (DSPG, dict(antithetic=False), dict(net_arch=SMALL)),
     "td3": (TD3, {}, {}),
     "td3-fused": (TD3, {}, FUSED),
     "sac": (SAC, {}, {}),
     "sac-fused": (SAC, {}, FUSED),
     "ddpg": (DDPG, {}, {}),
+    "crossq": ("sb3_contrib.CrossQ", {}, {}),
+    "sbx-td3": ("sbx.TD3", {}, {}),
+    "sbx-sac": ("sbx.SAC", {}, {}),
 }
 ENVS = {"Pendulum-v1": "Pendulum-v1", "HalfCheetah-v5": "HalfCheetah-v5"}
 
 
+def algo_class(algo: str) -> type:
+    """The class of a row of :data:`ALGOS` (rows from optional packages are imported when asked for)."""
+    cls = ALGOS[algo][0]
+    if isinstance(cls, str):
+        import importlib
+
+        module, _, name = cls.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+    return cls
+
+
 def make_model(algo: str, env_id: str, net_arch: list[int], device: str, learning_starts: int = 100):
-    cls, kwargs, policy_kwargs = ALGOS[algo]
-    model = cls("MlpPolicy", env_id, policy_kwargs=dict(net_arch=net_arch, **policy_kwargs), batch_size=256, device=device,
-                learning_starts=learning_starts, seed=0, **kwargs)  # fmt: skip
+    _, kwargs, policy_kwargs = ALGOS[algo]
+    arch = policy_kwargs.get("net_arch", {})
+    policy_kwargs = {**policy_kwargs, "net_arch": dict(pi=net_arch, qf=net_arch, **arch) if arch else net_arch}
+    extra = {} if algo.startswith("sbx") else dict(device=device)  # JAX picks its own device
+    model = algo_class(algo)("MlpPolicy", env_id, policy_kwargs=policy_kwargs, batch_size=256, learning_starts=learning_starts,
+                             seed=0, **extra, **kwargs)  # fmt: skip
     model.set_logger(Logger(folder=None, output_formats=[]))
     return model
 
@@ -60,13 +84,13 @@ def fill_buffer(model, n: int, seed: int = 0) -> None:
 
 def time_updates(models: dict, steps: int, reps: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in models}
-    for model in models.values():  # warm-up
-        model.train(gradient_steps=steps // 4 or 1, batch_size=256)
+    for model in models.values():  # warm-up (the same length: SBX compiles one program per number of steps)
+        model.train(gradient_steps=steps, batch_size=256)
     for _ in range(reps):
         for name, model in models.items():
             start = time.perf_counter()
             model.train(gradient_steps=steps, batch_size=256)
-            if model.device.type == "cuda":
+            if getattr(model, "device", None) is not None and model.device.type == "cuda":
                 th.cuda.synchronize()
             times[name].append((time.perf_counter() - start) / steps)
     return times
@@ -79,7 +103,7 @@ def time_learn(
     for _ in range(reps):
         for name in algos:
             model = make_model(name, env_id, net_arch, device, learning_starts=100)
-            model.learn(100)  # random warm-up steps, not timed
+            model.learn(300)  # warm-up, not timed: 100 random steps, then 200 with updates (SBX compiles here)
             start = time.perf_counter()
             model.learn(steps, reset_num_timesteps=False)
             rates[name].append(steps / (time.perf_counter() - start))
@@ -104,9 +128,10 @@ def main() -> None:
     parser.add_argument(
         "--algos",
         nargs="+",
-        default=["dspg", "dspg-unfused", "dspg-no-antithetic", "td3", "td3-fused", "sac", "sac-fused", "ddpg"],
+        default=["dspg", "dspg-no-antithetic", "dspg-small", "dspg-small-no-antithetic", "td3", "sac", "ddpg", "crossq"],
+        help=f"rows, of {list(ALGOS)} (sbx-* need `pip install sbx-rl`)",
     )
-    parser.add_argument("--learn-algos", nargs="+", default=["dspg", "td3", "sac", "ddpg"])
+    parser.add_argument("--learn-algos", nargs="+", default=["dspg", "td3", "sac", "ddpg", "crossq"])
     parser.add_argument("--net-arch", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
@@ -118,9 +143,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "throughput.md"))
     args = parser.parse_args()
     th.set_num_threads(args.threads)
+    if args.threads == 1:  # SBX rows: one XLA CPU thread too (read when JAX is first imported)
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
     lines = [
-        "# Throughput: DSPG vs TD3, SAC, DDPG",
+        "# Throughput: DSPG vs TD3, SAC, DDPG, CrossQ",
         "",
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {platform.machine()} CPU, {args.threads} torch thread(s), device {args.device}, torch {th.__version__}; "

@@ -85,3 +85,32 @@ def test_pretrained_dspg_variant_is_parsed_and_refused_when_malformed():
     for bad in ("td3-pretrain=500", "dspg-pretrain=0", "dspg-pretrain=x", "ppo"):
         with pytest.raises(argparse.ArgumentTypeError, match="algo: one of"):
             compare.parse_algo(bad)
+
+
+def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
+    import argparse
+
+    arch = '{"net_arch": {"pi": [8], "qf": [8], "denoiser": [4], "grad_head": [4]}}'
+    name, kwargs = compare.parse_variant('dspg-lean={"antithetic": false, "policy_kwargs": ' + arch + "}")
+    assert name == "dspg-lean" and kwargs["antithetic"] is False
+    variants = {name: kwargs}
+    assert compare.parse_algo("dspg-lean", variants) == ("dspg", 0)
+    # untuned grid (no entry for InvertedPendulum): UNTUNED with the variant's keys over it
+    hyperparams, regime = compare.grid_hyperparams("dspg-lean", "InvertedPendulum-v5", (1,), ["dspg-lean", "td3"], variants)
+    assert regime == "untuned" and hyperparams == {"antithetic": False, "policy_kwargs": kwargs["policy_kwargs"]}
+    # tuned grid: the variant's keys replace the tuned ones, the others stay
+    tuned, _ = compare.grid_hyperparams("dspg", "Pendulum-v1", (1,), ["dspg", "td3"])
+    hyperparams, regime = compare.grid_hyperparams("dspg-lean", "Pendulum-v1", (1,), ["dspg-lean", "td3"], variants)
+    assert regime == "tuned" and hyperparams["antithetic"] is False
+    assert {k: v for k, v in hyperparams.items() if k not in kwargs} == {k: v for k, v in tuned.items() if k not in kwargs}
+    for bad in ("dspg={}", "ppo-x={}", "dspg-x=[1]", "dspg-x={nope", "dspg-pretrain=5={}"):
+        with pytest.raises(argparse.ArgumentTypeError, match="variant"):
+            compare.parse_variant(bad)
+    with pytest.raises(SystemExit):  # an algo that is neither known nor a given variant
+        compare.main(["--algos", "dspg-lean", "--out", str(tmp_path)])
+
+    compare.main(["--algos", "dspg-small", "--variant", 'dspg-small={"policy_kwargs": ' + arch + "}",
+                  "--envs", "sb3_dspg/NoisyBandit-v0", "--seeds", "0", "--timesteps", "150", "--eval-freq", "150",
+                  "--eval-episodes", "2", "--workers", "1", "--out", str(tmp_path)])  # fmt: skip
+    done = json.loads(next(tmp_path.glob("*/dspg-small_0/done.json")).read_text())
+    assert done["variant"]["policy_kwargs"]["net_arch"]["denoiser"] == [4]

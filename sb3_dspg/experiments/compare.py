@@ -34,15 +34,48 @@ from sb3_dspg.hyperparams import UNTUNED, tuned_hyperparams, zoo_entry
 ALGO_NAMES = ("dspg", "ddpg", "td3", "sac", "tqc", "crossq")
 
 
-def parse_algo(name: str) -> tuple[str, int]:
+def parse_algo(name: str, variants: dict[str, dict[str, Any]] | None = None) -> tuple[str, int]:
     """
     ``"td3"`` → ``("td3", 0)``; ``"dspg-pretrain=10000"`` → ``("dspg", 10000)``: DSPG after that many reward-free
-    env steps of :meth:`~sb3_dspg.DSPG.pretrain` (the run's ``timesteps`` count reward-labelled steps only).
+    env steps of :meth:`~sb3_dspg.DSPG.pretrain` (the run's ``timesteps`` count reward-labelled steps only);
+    a name of ``variants`` (:func:`parse_variant`) → its base algorithm, e.g. ``"dspg-lean"`` → ``("dspg", 0)``.
     """
+    if name in (variants or {}):
+        return name.partition("-")[0], 0
     base, _, pretrain = name.partition("-pretrain=")
     if base not in ALGO_NAMES or (pretrain and (base != "dspg" or not pretrain.isdigit() or int(pretrain) < 1)):
-        raise argparse.ArgumentTypeError(f"algo: one of {ALGO_NAMES}, or dspg-pretrain=N with N >= 1; got {name!r}")
+        raise argparse.ArgumentTypeError(
+            f"algo: one of {ALGO_NAMES}, dspg-pretrain=N with N >= 1, or a name given by --variant; got {name!r}"
+        )
     return base, int(pretrain or 0)
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """
+    ``'dspg-lean={"antithetic": false}'`` → ``("dspg-lean", {"antithetic": False})``: an algorithm with
+    constructor keyword arguments over the grid's (``policy_kwargs`` merged key by key). The name is
+    ``<algo>-<label>`` with ``<algo>`` of :data:`ALGO_NAMES`; it names the runs' folders.
+    """
+    name, _, kwargs = text.partition("=")
+    base, _, label = name.partition("-")
+    try:
+        parsed = json.loads(kwargs)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"variant: {text!r}: the part after '=' is not JSON ({error})") from None
+    if base not in ALGO_NAMES or not label or "pretrain" in label or not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(
+            f"variant: NAME=JSON with NAME '<algo>-<label>' (algo of {ALGO_NAMES}) and a JSON object of "
+            f"constructor keyword arguments; got {text!r}"
+        )
+    return name, parsed
+
+
+def with_variant(hyperparams: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+    """The grid's keyword arguments with a variant's over them (``policy_kwargs`` merged key by key)."""
+    merged = {**hyperparams, **variant}
+    if "policy_kwargs" in variant:
+        merged["policy_kwargs"] = {**hyperparams.get("policy_kwargs", {}), **variant["policy_kwargs"]}
+    return merged
 
 
 def algo_class(name: str) -> type:
@@ -118,16 +151,22 @@ def load_suite(suite: str, names: list[str] | None = None) -> tuple[dict[str, An
     return {key: table[key] for key in ("name", "version", "algos", "seeds")}, worlds
 
 
-def grid_hyperparams(algo: str, env_id: str, action_shape: tuple[int, ...], algos: list[str]) -> tuple[dict[str, Any], str]:
+def grid_hyperparams(
+    algo: str, env_id: str, action_shape: tuple[int, ...], algos: list[str], variants: dict[str, dict] | None = None
+) -> tuple[dict[str, Any], str]:
     """
     The same tuning effort for every algorithm of a grid: each one's tuned entry where *every* algorithm in
-    ``algos`` has one for ``env_id``, otherwise :data:`~sb3_dspg.hyperparams.UNTUNED` for all of them.
+    ``algos`` has one for ``env_id``, otherwise :data:`~sb3_dspg.hyperparams.UNTUNED` for all of them; a
+    variant's keyword arguments go over its base algorithm's.
 
     :return: ``(keyword arguments, "tuned" or "untuned")``
     """
-    if all(zoo_entry(parse_algo(name)[0], env_id) is not None for name in {*algos, algo}):
-        return tuned_hyperparams(parse_algo(algo)[0], env_id, action_shape), "tuned"
-    return copy.deepcopy(UNTUNED), "untuned"
+    base = parse_algo(algo, variants)[0]
+    if all(zoo_entry(parse_algo(name, variants)[0], env_id) is not None for name in {*algos, algo}):
+        hyperparams, regime = tuned_hyperparams(base, env_id, action_shape), "tuned"
+    else:
+        hyperparams, regime = copy.deepcopy(UNTUNED), "untuned"
+    return with_variant(hyperparams, (variants or {}).get(algo, {})), regime
 
 
 def code_version() -> str:
@@ -158,6 +197,7 @@ def run_one(
     algos: list[str] | None = None,
     threads: int = 1,
     gym_packages: tuple[str, ...] = (),
+    variants: dict[str, dict[str, Any]] | None = None,
 ) -> dict:
     """
     Train one (env, algo, seed), evaluating along the way, into ``<out>/<env>/<algo>_<seed>``; skip it if
@@ -166,6 +206,7 @@ def run_one(
     :param algos: the grid's algorithms (for :func:`grid_hyperparams`)
     :param threads: torch threads of this run
     :param gym_packages: modules to import first, e.g. ones that register the env (as rl-zoo3's ``--gym-packages``)
+    :param variants: name -> constructor keyword arguments, for algorithms named by ``--variant``
     """
     import importlib
 
@@ -187,8 +228,8 @@ def run_one(
     env = Monitor(gym.make(env_id, **env_kwargs))
     eval_env = Monitor(gym.make(env_id, **env_kwargs))
     eval_env.reset(seed=10_000 + seed)
-    hyperparams, regime = grid_hyperparams(algo, env_id, env.action_space.shape, algos or [algo])
-    base, pretrain_steps = parse_algo(algo)
+    hyperparams, regime = grid_hyperparams(algo, env_id, env.action_space.shape, algos or [algo], variants)
+    base, pretrain_steps = parse_algo(algo, variants)
     model = algo_class(base)("MlpPolicy", env, seed=seed, tensorboard_log=str(run_dir), verbose=0, **hyperparams)
     if pretrain_steps:
         model.pretrain(pretrain_steps, tb_log_name="pretrain")
@@ -199,6 +240,8 @@ def run_one(
         env=spec, algo=algo, seed=seed, timesteps=timesteps, wall_s=time.perf_counter() - start, hyperparams=regime,
         code=code_version(), final_return=float(np.mean(np.load(run_dir / "evaluations.npz")["results"][-1])),
     )  # fmt: skip
+    if algo in (variants or {}):
+        result["variant"] = variants[algo]  # type: ignore[index]
     done.write_text(json.dumps(result))
     return result
 
@@ -484,8 +527,16 @@ def main(argv: list[str] | None = None) -> None:
         "--algos",
         nargs="+",
         default=None,
-        type=lambda name: parse_algo(name) and name,
-        help=f"of {ALGO_NAMES}, or dspg-pretrain=N (DSPG after N reward-free steps); default: the suite's, else 4 algos",
+        help=f"of {ALGO_NAMES}, dspg-pretrain=N (DSPG after N reward-free steps) or a --variant name; "
+        "default: the suite's, else 4 algos",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=parse_variant,
+        metavar="NAME=JSON",
+        help="an algorithm with other settings, e.g. 'dspg-lean={\"antithetic\": false}'; then list NAME in --algos",
     )
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "sb3_dspg/ActuatorPendulum-v1"])
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the suite's, else 0 1 2")
@@ -514,6 +565,12 @@ def main(argv: list[str] | None = None) -> None:
         worlds = [World("cli", args.envs, args.timesteps, args.eval_freq, args.eval_episodes, args.sweep_param)]
         header = "# DSPG vs peers"
     algos, seeds = args.algos or suite["algos"], args.seeds or suite["seeds"]
+    variants = dict(args.variant)
+    for algo in algos:
+        try:
+            parse_algo(algo, variants)
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
     out = Path(args.out or f"runs/{suite['name']}")
     out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
@@ -526,7 +583,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs = [Job(spec, algo, seed, world.timesteps, world.eval_freq, world.eval_episodes)
                 for world in worlds for seed in seeds for spec in world.specs for algo in algos]  # fmt: skip
         jobs = [job for job in jobs if not (out / slug(job.spec) / f"{job.algo}_{job.seed}" / "done.json").exists()]
-        settings = dict(algos=algos, threads=args.cpus_per_run, gym_packages=tuple(args.gym_packages))
+        settings = dict(algos=algos, threads=args.cpus_per_run, gym_packages=tuple(args.gym_packages), variants=variants)
         if args.backend == "ray":
             outcomes = run_ray(jobs, run_one, out, args.workers, args.address, args.cpus_per_run, args.max_retries, **settings)
         else:  # a per-run progress bar only when runs do not share the terminal
