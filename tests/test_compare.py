@@ -98,6 +98,11 @@ def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
     # untuned grid (no entry for InvertedPendulum): UNTUNED with the variant's keys over it
     hyperparams, regime = compare.grid_hyperparams("dspg-lean", "InvertedPendulum-v5", (1,), ["dspg-lean", "td3"], variants)
     assert regime == "untuned" and hyperparams == {"antithetic": False, "policy_kwargs": kwargs["policy_kwargs"]}
+    # a net_arch dict naming only DSPG's networks keeps the grid's actor and critic
+    small = {"policy_kwargs": {"net_arch": {"denoiser": [4]}}}
+    merged, _ = compare.grid_hyperparams("dspg-s", "Pendulum-v1", (1,), ["dspg-s", "td3"], {"dspg-s": small})
+    zoo_arch = [400, 300]  # dspg.yml's Pendulum-v1 entry
+    assert merged["policy_kwargs"]["net_arch"] == {"pi": zoo_arch, "qf": zoo_arch, "denoiser": [4], "grad_head": zoo_arch}
     # tuned grid: the variant's keys replace the tuned ones, the others stay
     tuned, _ = compare.grid_hyperparams("dspg", "Pendulum-v1", (1,), ["dspg", "td3"])
     hyperparams, regime = compare.grid_hyperparams("dspg-lean", "Pendulum-v1", (1,), ["dspg-lean", "td3"], variants)

@@ -71,10 +71,20 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def with_variant(hyperparams: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
-    """The grid's keyword arguments with a variant's over them (``policy_kwargs`` merged key by key)."""
+    """
+    The grid's keyword arguments with a variant's over them: ``policy_kwargs`` merged key by key, and a
+    ``net_arch`` dict merged into the grid's (a grid list ``L`` reads as ``{"pi": L, "qf": L, ...}``), so that
+    ``{"net_arch": {"denoiser": [128, 128]}}`` changes the denoiser and keeps the grid's actor and critic.
+    """
     merged = {**hyperparams, **variant}
     if "policy_kwargs" in variant:
-        merged["policy_kwargs"] = {**hyperparams.get("policy_kwargs", {}), **variant["policy_kwargs"]}
+        policy_kwargs = {**hyperparams.get("policy_kwargs", {}), **variant["policy_kwargs"]}
+        grid_arch, arch = hyperparams.get("policy_kwargs", {}).get("net_arch"), variant["policy_kwargs"].get("net_arch")
+        if isinstance(arch, dict) and grid_arch is not None:
+            keys = ("pi", "qf", "denoiser", "grad_head")
+            grid = grid_arch if isinstance(grid_arch, dict) else dict.fromkeys(keys, grid_arch)
+            policy_kwargs["net_arch"] = {**grid, **arch}
+        merged["policy_kwargs"] = policy_kwargs
     return merged
 
 
