@@ -58,13 +58,26 @@ def tuned_hyperparams(algo: str, env_id: str, action_shape: tuple[int, ...] | in
     :param env_id: a Gymnasium id
     :param action_shape: the action space's shape (or its size), for the action-noise object
     """
+    entry = zoo_entry(algo, env_id)
+    if entry is None:
+        return {key: dict(value) if isinstance(value, dict) else value for key, value in UNTUNED.items()}
+    return zoo_kwargs(entry, action_shape, f"{algo} entry for {env_id}")
+
+
+def zoo_kwargs(entry: dict[str, Any], action_shape: tuple[int, ...] | int, where: str = "entry") -> dict[str, Any]:
+    """
+    An rl-zoo3 entry turned into constructor keyword arguments: ``policy_kwargs`` strings evaluated, ``lin_X``
+    learning-rate schedules, ``noise_type``/``noise_std`` made into an action-noise object; experiment keys
+    (``n_timesteps``, ``policy``, ...) dropped.
+
+    :param action_shape: the action space's shape (or its size), for the action-noise object
+    :param where: what the entry is, for the error message
+    """
     from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
     from stable_baselines3.common.utils import LinearSchedule
     from torch import nn
 
-    entry = zoo_entry(algo, env_id)
-    if entry is None:
-        return {key: dict(value) if isinstance(value, dict) else value for key, value in UNTUNED.items()}
+    entry = dict(entry)
     noise_type, noise_std = entry.pop("noise_type", None), entry.pop("noise_std", 0.1)
     kwargs = {key: value for key, value in entry.items() if key not in EXPERIMENT_KEYS}
     if isinstance(kwargs.get("policy_kwargs"), str):
@@ -78,7 +91,7 @@ def tuned_hyperparams(algo: str, env_id: str, action_shape: tuple[int, ...] | in
     elif noise_type == "ornstein-uhlenbeck":
         kwargs["action_noise"] = OrnsteinUhlenbeckActionNoise(np.zeros(shape), np.full(shape, noise_std))
     elif noise_type is not None:
-        raise ValueError(f"noise_type: {algo} entry for {env_id} has {noise_type!r}; allowed 'normal', 'ornstein-uhlenbeck'")
+        raise ValueError(f"noise_type: {where} has {noise_type!r}; allowed 'normal', 'ornstein-uhlenbeck'")
     return kwargs
 
 

@@ -108,6 +108,10 @@ def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
     hyperparams, regime = compare.grid_hyperparams("dspg-lean", "Pendulum-v1", (1,), ["dspg-lean", "td3"], variants)
     assert regime == "tuned" and hyperparams["antithetic"] is False
     assert {k: v for k, v in hyperparams.items() if k not in kwargs} == {k: v for k, v in tuned.items() if k not in kwargs}
+    # rl-zoo3's noise keys give the action noise, shaped like the action space
+    noisy = {"td3-explore": {"noise_type": "normal", "noise_std": 0.1}}
+    hyperparams, _ = compare.grid_hyperparams("td3-explore", "InvertedPendulum-v5", (2,), ["td3-explore", "td3"], noisy)
+    assert hyperparams["action_noise"]._sigma.tolist() == [0.1, 0.1] and "noise_std" not in hyperparams
     for bad in ("dspg={}", "ppo-x={}", "dspg-x=[1]", "dspg-x={nope", "dspg-pretrain=5={}"):
         with pytest.raises(argparse.ArgumentTypeError, match="variant"):
             compare.parse_variant(bad)

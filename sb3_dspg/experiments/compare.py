@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sb3_dspg.experiments.backends import BACKENDS, Job, run_local, run_ray
-from sb3_dspg.hyperparams import UNTUNED, tuned_hyperparams, zoo_entry
+from sb3_dspg.hyperparams import UNTUNED, tuned_hyperparams, zoo_entry, zoo_kwargs
 
 ALGO_NAMES = ("dspg", "ddpg", "td3", "sac", "tqc", "crossq")
 
@@ -53,8 +53,9 @@ def parse_algo(name: str, variants: dict[str, dict[str, Any]] | None = None) -> 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """
     ``'dspg-lean={"antithetic": false}'`` → ``("dspg-lean", {"antithetic": False})``: an algorithm with
-    constructor keyword arguments over the grid's (``policy_kwargs`` merged key by key). The name is
-    ``<algo>-<label>`` with ``<algo>`` of :data:`ALGO_NAMES`; it names the runs' folders.
+    constructor keyword arguments over the grid's (:func:`with_variant`), written as in an rl-zoo3 file
+    (``noise_type``/``noise_std`` give the action noise). The name is ``<algo>-<label>`` with ``<algo>`` of
+    :data:`ALGO_NAMES`; it names the runs' folders.
     """
     name, _, kwargs = text.partition("=")
     base, _, label = name.partition("-")
@@ -176,7 +177,7 @@ def grid_hyperparams(
         hyperparams, regime = tuned_hyperparams(base, env_id, action_shape), "tuned"
     else:
         hyperparams, regime = copy.deepcopy(UNTUNED), "untuned"
-    return with_variant(hyperparams, (variants or {}).get(algo, {})), regime
+    return with_variant(hyperparams, zoo_kwargs((variants or {}).get(algo, {}), action_shape, f"--variant {algo}")), regime
 
 
 def code_version() -> str:
