@@ -39,3 +39,18 @@ def test_clean_action_baseline_is_biased_in_deterministic_world(trained):
     # along the true gradient the clean-action baseline keeps only a small fraction of the signal
     assert projection(bad).mean() < 0.25 * projection(good).mean()
     assert projection(good).mean() > 0.5 * SHRINK
+
+
+def test_noised_baseline_option_fits_the_reward_at_noised_actions():
+    th.manual_seed(0)
+    world = OneStepWorld("gaussian", dim=2, beta=BETA)
+    policy = train_on_world(world, SIGMA, steps=300, net_arch=[64], baseline="noised")
+    s = th.randn(512, world.dim)
+    a, _, reward = world.sample(s)
+    noised = a + SIGMA * th.randn_like(a)
+    with th.no_grad():
+        fitted = policy.noised_baseline(s, noised)[0]
+    # it explains part of the reward's spread (the rest is outcome noise); an unfitted network explains none
+    assert th.nn.functional.mse_loss(fitted, reward) < 0.75 * reward.var()
+    with pytest.raises(ValueError, match="baseline: 'critic' or 'noised'"):
+        train_on_world(world, SIGMA, steps=1, baseline="clean")

@@ -118,7 +118,9 @@ def train_on_world(
         raise ValueError(f"baseline: 'critic' or 'noised', got {baseline!r}")
     policy = make_policy(world, net_arch)
     if baseline == "noised":  # one Q network of the critic's size, fed (s, ã)
-        policy.noised_baseline = ContinuousCritic(**{**policy.critic_kwargs, "n_critics": 1})
+        policy.noised_baseline = ContinuousCritic(
+            **policy._update_features_extractor({**policy.critic_kwargs, "n_critics": 1})
+        )
         policy.noised_baseline.optimizer = th.optim.Adam(policy.noised_baseline.parameters(), lr=1e-3)
     for _ in range(pretrain_steps):
         s = th.randn(batch, world.dim)
