@@ -123,3 +123,16 @@ def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
                   "--eval-episodes", "2", "--workers", "1", "--out", str(tmp_path)])  # fmt: skip
     done = json.loads(next(tmp_path.glob("*/dspg-small_0/done.json")).read_text())
     assert done["variant"]["policy_kwargs"]["net_arch"]["denoiser"] == [4]
+
+
+def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():
+    import pandas as pd
+
+    # both end at 1000 on every seed; "fast" gets there one evaluation earlier
+    rows = [dict(env="w", algo=algo, seed=seed, timesteps=t, mean_return=1000.0 if t >= start else 0.0)
+            for algo, start in (("dspg", 2000), ("slow", 3000)) for seed in range(5) for t in (1000, 2000, 3000)]  # fmt: skip
+    df = pd.DataFrame(rows)
+    final, curves = compare.final_scores(df, "w", ["dspg", "slow"]), compare.curve_means(df, "w", ["dspg", "slow"])
+    assert compare.improvement_probabilities(final, "dspg")["slow"][0] == 0.5  # a tie at the ceiling
+    assert curves["dspg"].ravel().tolist() == [2000 / 3] * 5 and curves["slow"].ravel().tolist() == [1000 / 3] * 5
+    assert compare.improvement_probabilities(curves, "dspg")["slow"][0] == 1.0

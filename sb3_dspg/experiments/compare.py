@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -309,6 +310,19 @@ def final_scores(df, spec: str, algos: list[str]) -> dict[str, np.ndarray]:
     return scores
 
 
+def curve_means(df, spec: str, algos: list[str]) -> dict[str, np.ndarray]:
+    """
+    Per algo, the mean over all evaluations of each seed (the area under the learning curve over its length),
+    shaped ``(n_seeds, 1)``: it separates algorithms that end at the same ceiling by how fast they got there.
+    """
+    scores = {}
+    for algo in algos:
+        runs = df[(df.env == spec) & (df.algo == algo)]
+        if len(runs):
+            scores[algo] = runs.groupby("seed")["mean_return"].mean().to_numpy()[:, None]
+    return scores
+
+
 def interval_estimates(scores: dict[str, np.ndarray], reps: int = 2000) -> tuple[dict, dict]:
     """IQM and mean with 95% stratified-bootstrap CIs across seeds (rliable)."""
     from rliable import library as rly
@@ -473,7 +487,8 @@ def report(
         f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per run.  ",
         "Final return: the last deterministic evaluation of each seed; IQM and mean across seeds with 95% "
         "stratified-bootstrap CIs (rliable); P(DSPG > peer): rliable's probability of improvement with its 95% CI. "
-        "Every evaluation is in `evaluations.csv`.",
+        "Learning-curve mean: each seed's mean over all its evaluations (the area under its curve), which separates "
+        "algorithms that end at the same ceiling. Every evaluation is in `evaluations.csv`.",
         "",
     ]
     summary, sections = [], []
@@ -484,18 +499,21 @@ def report(
         point, ci = interval_estimates(scores)
         improvement = improvement_probabilities(scores, "dspg")
         reach = steps_to_reach(df, spec, scores, point["dspg"][0]) if "dspg" in scores else {}
-        sections += [f"## {spec}", "", "| algo | seeds | IQM [95% CI] | mean [95% CI] | P(DSPG > algo) [95% CI] "
-                     "| steps to DSPG's final IQM |", "|---|---|---|---|---|---|"]  # fmt: skip
+        curves = curve_means(df, spec, algos)
+        curve_point, curve_ci = interval_estimates(curves)
+        curve_improvement = improvement_probabilities(curves, "dspg")
+        sections += [f"## {spec}", "", "| algo | seeds | final IQM [95% CI] | final mean [95% CI] | P(DSPG > algo), final "
+                     "| learning-curve mean IQM [95% CI] | P(DSPG > algo), curve | steps to DSPG's final IQM |",
+                     "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for algo in scores:
             p, c = point[algo], ci[algo]
-            poi = (
-                f"{improvement[algo][0]:.2f} [{improvement[algo][1]:.2f}, {improvement[algo][2]:.2f}]"
-                if algo in improvement
-                else "-"
-            )
+            poi = _with_ci(improvement[algo], ".2f") if algo in improvement else "-"
+            curve_poi = _with_ci(curve_improvement[algo], ".2f") if algo in curve_improvement else "-"
+            curve = np.array([curve_point[algo][0], curve_ci[algo][0, 0], curve_ci[algo][1, 0]])
             sections.append(
                 f"| {algo} | {len(scores[algo])} | {p[0]:.4g} [{c[0, 0]:.4g}, {c[1, 0]:.4g}] | "
-                f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] | {poi} | {reach.get(algo, '-')} |"
+                f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] | {poi} | {_with_ci(curve, '.4g')} | {curve_poi} | "
+                f"{reach.get(algo, '-')} |"
             )
         png = f"curves_{slug(spec)}.png"
         plot_curves(df, spec, algos, out / png)
@@ -504,11 +522,12 @@ def report(
         if "dspg" in scores and peers:
             best = max(peers, key=lambda algo: point[algo][0])
             iqm = {algo: _with_ci(np.array([point[algo][0], ci[algo][0, 0], ci[algo][1, 0]]), ".4g") for algo in scores}
-            poi = _with_ci(improvement[best], ".2f")
-            summary.append(f"| {spec} | {iqm['dspg']} | {best} {iqm[best]} | {poi} | {len(scores['dspg'])} |")
+            poi, curve_poi = _with_ci(improvement[best], ".2f"), _with_ci(curve_improvement[best], ".2f")
+            summary.append(f"| {spec} | {iqm['dspg']} | {best} {iqm[best]} | {poi} | {curve_poi} | {len(scores['dspg'])} |")
     if summary:
-        columns = "| world | DSPG IQM [95% CI] | best peer IQM [95% CI] | P(DSPG > best peer) | seeds |"
-        lines += ["## Where DSPG stands", "", columns, "|---|---|---|---|---|", *summary, ""]
+        columns = ("| world | DSPG final IQM [95% CI] | best peer final IQM [95% CI] | P(DSPG > best peer), final "
+                   "| P(DSPG > best peer), learning-curve mean | DSPG seeds |")  # fmt: skip
+        lines += ["## Where DSPG stands", "", columns, "|---|---|---|---|---|---|", *summary, ""]
     profile = normalised_scores(df, specs, algos)
     if profile and next(iter(profile.values())).shape[1] >= 2:
         plot_performance_profile(profile, out / "performance_profile.png")
@@ -586,7 +605,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
     # the command that produces the runs (a --report-only call only re-aggregates them)
-    command = "sb3-dspg compare " + " ".join(arg for arg in given if arg != "--report-only")
+    command = "sb3-dspg compare " + shlex.join(arg for arg in given if arg != "--report-only")
 
     if not args.report_only:
         from tqdm import tqdm
