@@ -123,20 +123,33 @@ class HitReach(gym.Env):
     returns 0.17, moving straight at the goal 1.67, aiming off-centre along one axis (one mode lands in
     the disk) 2.67.
 
+    With ``terminate_on_hit=True`` the episode ends at the first hit: the return is 1 if the disk is reached
+    within the episode and 0 otherwise (a goal-reaching success, as in FetchReach), so the whole return is the
+    discontinuous event and nothing smooth is bootstrapped after it.
+
     :param radius: radius of the goal disk
     :param step: move per unit action
     :param noise: kind of actuator noise, one of ``NOISE_KINDS``
     :param noise_scale: std of the actuator noise, in action units
+    :param terminate_on_hit: end the episode at the first hit
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
 
-    def __init__(self, radius: float = 0.2, step: float = 0.3, noise: str = "bimodal", noise_scale: float = 0.6):
+    def __init__(
+        self,
+        radius: float = 0.2,
+        step: float = 0.3,
+        noise: str = "bimodal",
+        noise_scale: float = 0.6,
+        terminate_on_hit: bool = False,
+    ):
         if noise not in NOISE_KINDS:
             raise ValueError(f"noise: must be one of {NOISE_KINDS}, got {noise!r}")
         if not (radius > 0 and step > 0 and noise_scale >= 0):
             raise ValueError(f"radius and step must be > 0 and noise_scale >= 0, got {radius!r}, {step!r}, {noise_scale!r}")
         self.radius, self.step_size, self.noise, self.noise_scale = radius, step, noise, noise_scale
+        self.terminate_on_hit = bool(terminate_on_hit)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
         self.observation_space = spaces.Box(-1.5, 1.5, (4,), dtype=np.float32)
         self._position, self._goal = np.zeros(2), np.zeros(2)
@@ -151,7 +164,7 @@ class HitReach(gym.Env):
         move = move + sample_noise(self.np_random, self.noise, self.noise_scale, (2,))
         self._position = np.clip(self._position + self.step_size * move, -1.5, 1.5)
         hit = float(np.linalg.norm(self._position - self._goal) < self.radius)
-        return self._obs(), hit, False, False, {"is_success": bool(hit)}
+        return self._obs(), hit, bool(hit) and self.terminate_on_hit, False, {"is_success": bool(hit)}
 
     def _obs(self) -> np.ndarray:
         return np.concatenate([self._position, self._goal]).astype(np.float32)

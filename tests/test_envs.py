@@ -94,3 +94,25 @@ def test_bandit_expected_reward_and_optimum_are_analytic(noise):
     assert np.isclose(np.mean(rewards), env.expected_reward(context, action), atol=0.01)
     best = env.target(context)
     assert env.expected_reward(context, best) >= env.expected_reward(context, best + 0.05)
+
+
+@pytest.mark.parametrize("terminate_on_hit", [False, True])
+def test_hit_reach_rewards_the_disk_and_ends_at_the_first_hit_when_asked(terminate_on_hit):
+    env = gym.make("sb3_dspg/HitReach-v0", noise_scale=0.0, terminate_on_hit=terminate_on_hit)
+    obs, _ = env.reset(seed=0)
+    position, goal = obs[:2], obs[2:]
+    rewards, terminated = [], False
+    for _ in range(10):  # move straight at the goal, at most one full step at a time
+        move = np.clip((goal - position) / 0.3, -1.0, 1.0)
+        obs, reward, terminated, truncated, info = env.step(move)
+        position = obs[:2]
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    first_hit = rewards.index(1.0)
+    assert all(reward == 0.0 for reward in rewards[:first_hit]) and info["is_success"]
+    # with the flag the episode ends at the first hit; without it, it goes on to the time limit, scoring each step
+    if terminate_on_hit:
+        assert terminated and len(rewards) == first_hit + 1
+    else:
+        assert not terminated and len(rewards) == 10 and set(rewards[first_hit:]) == {1.0}
