@@ -26,13 +26,8 @@ from pathlib import Path
 import torch as th
 from torch.nn.functional import cosine_similarity
 
-from sb3_dspg.experiments.one_step import OneStepWorld, batch_mean_estimates, train_on_world
+from sb3_dspg.experiments.one_step import OneStepWorld, batch_mean_estimates, blend_weight, critic_gradient, train_on_world
 from sb3_dspg.policies import DSPGPolicy
-
-
-def critic_gradient(policy: DSPGPolicy, s: th.Tensor, a: th.Tensor) -> th.Tensor:
-    a = a.clone().requires_grad_(True)
-    return th.autograd.grad(policy.critic.q1_forward(s, a).sum(), a)[0]
 
 
 def evaluate(world: OneStepWorld, policy: DSPGPolicy, sigma: float, n_states: int) -> dict[str, tuple[float, float]]:
@@ -49,11 +44,16 @@ def evaluate(world: OneStepWorld, policy: DSPGPolicy, sigma: float, n_states: in
         rel = ((est - ref).norm(dim=1) / ref.norm(dim=1)).median().item()
         return cos, rel
 
-    return {
+    results = {
         "head": metrics(head / shrink, truth),
         "batch-mean ĝ": metrics(estimates / shrink, truths),
         "∇_a Q̂": metrics(critic, truth),
     }
+    if hasattr(policy, "blend_terms"):  # w·H + (1 − w)·∇_a Q̂, both unshrunk
+        w = blend_weight(policy)
+        results["blend"] = metrics(w * head / shrink + (1 - w) * critic, truth)
+        results["w"] = (w, float("nan"))
+    return results
 
 
 def main() -> None:
@@ -69,6 +69,8 @@ def main() -> None:
         default="critic",
         help="DSPG's critic at ã (default), or a network fitted at the noised actions (an option under study)",
     )
+    parser.add_argument("--reward", choices=["quadratic", "hit"], default="quadratic", help="hit: Gaussian/bimodal only")
+    parser.add_argument("--blend", action="store_true", help="add the fitted blend of head and ∇_a Q̂ (under study)")
     parser.add_argument("--sigma", type=float, default=0.2)
     parser.add_argument("--beta", type=float, default=0.4)
     parser.add_argument("--states", type=int, default=64)
@@ -84,23 +86,25 @@ def main() -> None:
         f"Machine: {platform.machine()} CPU, 1 torch thread. Behaviour spread β={args.beta}, σ={args.sigma}, "
         f"{args.steps[0]} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256], "
         f"the shipped DSPG step (sb3_dspg.estimator), baseline b(s, ã): {args.baseline}; "
-        f"state dim = action dim d, outcome = (a + ε, R). Metrics over {args.states} held-out states: "
-        "mean cosine to the analytic ∇_a E[R] at μ(s), median relative error.",
+        f"state dim = action dim d, outcome = (a + ε, R), reward {args.reward}. Metrics over {args.states} held-out "
+        "states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error.",
         "",
         "| noise | d | head cos | head rel.err | batch-mean ĝ cos | batch-mean ĝ rel.err "
-        "| ∇_a Q̂ cos | ∇_a Q̂ rel.err | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ∇_a Q̂ cos | ∇_a Q̂ rel.err |" + (" blend cos | blend rel.err | w (head) |" if args.blend else "") + " train s |",
+        "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if args.blend else "") + "---|",
     ]
+    columns = ("head", "batch-mean ĝ", "∇_a Q̂", *(("blend",) if args.blend else ()))
     for noise in args.noises:
         for dim in args.dims:
             th.manual_seed(0)
-            world = OneStepWorld(noise, dim=dim, beta=args.beta)
+            world = OneStepWorld(noise, dim=dim, beta=args.beta, reward=args.reward)
             start = time.perf_counter()
-            policy = train_on_world(world, args.sigma, args.steps[0], baseline=args.baseline)
+            policy = train_on_world(world, args.sigma, args.steps[0], baseline=args.baseline, blend=args.blend)
             wall = time.perf_counter() - start
             th.manual_seed(1)
             res = evaluate(world, policy, args.sigma, args.states)
-            cells = " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in ("head", "batch-mean ĝ", "∇_a Q̂"))
+            cells = " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in columns)
+            cells += f" | {res['w'][0]:.2f}" if args.blend else ""
             lines.append(f"| {noise} | {dim} | {cells} | {wall:.0f} |")
             print(lines[-1], flush=True)
     Path(args.out).write_text("\n".join(lines) + "\n")

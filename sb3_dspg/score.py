@@ -104,6 +104,23 @@ def clip_and_scale(grad: th.Tensor, rms: th.Tensor, clip: float) -> th.Tensor:
     return th.maximum(th.minimum(grad, bound), -bound) / rms
 
 
+def stacking_terms(grad_estimate: th.Tensor, head_grad: th.Tensor, critic_grad: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """
+    Least-squares weight of the head in the blend ``w·H + (1 − w)·∇_a Q̂`` (an estimator option under study).
+
+    ``ĝ`` is unbiased for the gradient ``g`` at ``(s, ã)``, so on a batch neither estimator was fitted to,
+    ``E‖ĝ − X‖² = E‖ĝ − g‖² + E‖g − X‖²`` for any ``X`` of ``(s, ã)``: the ``w`` that brings the blend closest to
+    ``ĝ`` brings it closest to ``g``. Solving ``min_w Σ‖ĝ − ∇Q − w·(H − ∇Q)‖²`` gives ``w = num / den``.
+
+    :param grad_estimate: ``ĝ``, ``(N, d)``
+    :param head_grad: ``H(s, ã)`` in the units of ``ĝ``, ``(N, d)``
+    :param critic_grad: ``∇_a Q̂(s, ã)`` in the units of ``ĝ``, ``(N, d)``
+    :return: ``(num, den) = (Σ⟨ĝ − ∇Q, H − ∇Q⟩, Σ‖H − ∇Q‖²)``, scalars (to be averaged over batches)
+    """
+    gap = head_grad - critic_grad
+    return ((grad_estimate - critic_grad) * gap).sum(), gap.pow(2).sum()
+
+
 def saturation_penalty(pre_tanh: th.Tensor, threshold: float = 2.0) -> th.Tensor:
     """
     ``E[Σ_d max(|u_d| − u_max, 0)²]`` on the actor's pre-tanh activation ``u`` (docs/design.md §3).

@@ -154,3 +154,19 @@ def test_surrogate_actor_loss_gradient_is_the_chain_rule():
     score.surrogate_actor_loss(g, th.tanh(theta * s)).backward()
     expected = -(g * (1 - th.tanh(theta * s) ** 2) * s).mean(dim=0)
     assert th.allclose(theta.grad, expected)
+
+
+def test_stacking_weight_picks_the_unbiased_estimator_from_noisy_unbiased_targets():
+    """``w = num/den`` weights the estimator whose error to the truth is smaller, seen only through noisy ĝ."""
+    gen = th.Generator().manual_seed(0)
+    truth = th.randn(20_000, 3, generator=gen)
+    g_hat = truth + 3.0 * th.randn(truth.shape, generator=gen)  # unbiased, very noisy
+    accurate, biased = truth + 0.1 * th.randn(truth.shape, generator=gen), truth + 1.0
+    num, den = score.stacking_terms(g_hat, accurate, biased)  # head accurate, critic biased: w → 1
+    assert 0.95 < num / den < 1.05
+    num, den = score.stacking_terms(g_hat, biased, accurate)  # the other way round: w → 0
+    assert -0.05 < num / den < 0.05
+    # equally good and independent errors: the average of the two
+    a, b = truth + 0.5 * th.randn(truth.shape, generator=gen), truth + 0.5 * th.randn(truth.shape, generator=gen)
+    num, den = score.stacking_terms(g_hat, a, b)
+    assert 0.4 < num / den < 0.6

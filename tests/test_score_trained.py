@@ -54,3 +54,25 @@ def test_noised_baseline_option_fits_the_reward_at_noised_actions():
     assert th.nn.functional.mse_loss(fitted, reward) < 0.75 * reward.var()
     with pytest.raises(ValueError, match="baseline: 'critic' or 'noised'"):
         train_on_world(world, SIGMA, steps=1, baseline="clean")
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "bimodal"])
+def test_hit_world_probability_and_gradient_are_exact(noise):
+    world = OneStepWorld(noise, dim=2, reward="hit")
+    th.manual_seed(0)
+    s = th.randn(4, 2)
+    a = world.policy_mean(s)
+    n = 100_000  # Monte Carlo of the indicator reward at each (s, a)
+    noise_draws = world.outcome_noise((4 * n, 2))
+    hits = (a.repeat_interleave(n, 0) + noise_draws - world.target(s).repeat_interleave(n, 0)).abs() < world.radius
+    monte_carlo = hits.all(dim=1).float().view(4, n).mean(dim=1)
+    assert th.allclose(world.hit_probability(s, a).ravel(), monte_carlo, atol=0.01)
+    # the gradient is the derivative of that probability (central differences)
+    h, grad = 1e-3, world.true_gradient(s, a)
+    for j in range(2):
+        step = th.zeros(2)
+        step[j] = h
+        central = (world.hit_probability(s, a + step) - world.hit_probability(s, a - step)).ravel() / (2 * h)
+        assert th.allclose(grad[:, j], central, atol=1e-3)
+    with pytest.raises(ValueError, match="reward: 'quadratic', or 'hit'"):
+        OneStepWorld("student_t", reward="hit")

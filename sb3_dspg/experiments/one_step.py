@@ -7,6 +7,10 @@ update that :class:`~sb3_dspg.DSPG` runs (one-step episodes: the return signal i
 heavy-tailed (Student-t) noise ``ε`` (or multiplicative: ``y = a·(1 + ε)``), return
 ``R = −‖y − c(s)‖²``. Then ``∇_a E[R | s, a] = −2(a − c(s))`` for additive noise and
 ``−2((1 + Var ε)·a − c(s))`` for multiplicative noise.
+
+``reward="hit"`` makes the return discontinuous, ``R = Π_j 1[|y_j − c_j(s)| < r]`` (land in a box of
+half-width ``r`` centred within ``0.25`` of ``μ(s)``), the one-step analogue of ``HitBandit``; with Gaussian or
+bimodal noise ``E[R | s, a]`` is a product of normal-CDF differences, so its gradient is exact too.
 """
 
 import torch as th
@@ -15,8 +19,12 @@ from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.td3.policies import ContinuousCritic
 from torch.nn import functional as F
 
+from sb3_dspg import score
 from sb3_dspg.estimator import ActionGradientEstimate, denoising_step, estimate_action_gradient
 from sb3_dspg.policies import DSPGPolicy
+
+#: outcome-noise kinds whose hit probability has a closed form: ``(offsets of the modes, std of each mode)``
+HIT_MIXTURES = {"gaussian": ((0.0,), 0.3), "bimodal": ((-0.3, 0.3), 0.05)}
 
 
 class OneStepWorld:
@@ -27,11 +35,20 @@ class OneStepWorld:
     :param dim: state and action dimension ``d``
     :param beta: ``β``, the spread of the behaviour actions around ``μ(s)``
     :param seed: seed of the maps ``μ`` and ``c``
+    :param reward: ``quadratic`` (``−‖y − c‖²``) or ``hit`` (``Π_j 1[|y_j − c_j| < radius]``; Gaussian or
+        bimodal noise only, where the gradient is exact)
+    :param radius: half-width of the box of the ``hit`` reward
     """
 
-    def __init__(self, noise: str, dim: int = 4, beta: float = 0.4, seed: int = 0):
+    def __init__(
+        self, noise: str, dim: int = 4, beta: float = 0.4, seed: int = 0, reward: str = "quadratic", radius: float = 0.25
+    ):
+        if reward not in ("quadratic", "hit") or (reward == "hit" and noise not in HIT_MIXTURES):
+            raise ValueError(
+                f"reward: 'quadratic', or 'hit' with noise in {list(HIT_MIXTURES)}; got reward={reward!r}, noise={noise!r}"
+            )
         gen = th.Generator().manual_seed(seed)
-        self.noise, self.dim, self.beta = noise, dim, beta
+        self.noise, self.dim, self.beta, self.reward, self.radius = noise, dim, beta, reward, radius
         self.w_mu = th.randn(dim, dim, generator=gen) / dim**0.5
         self.w_c = th.randn(dim, dim, generator=gen) / dim**0.5
 
@@ -39,9 +56,25 @@ class OneStepWorld:
         return 0.3 * th.tanh(s @ self.w_mu)
 
     def target(self, s: th.Tensor) -> th.Tensor:
+        if self.reward == "hit":  # the box within reach of the behaviour, so that E[R] and its gradient are not ~0
+            return self.policy_mean(s) + 0.25 * th.tanh(s @ self.w_c)
         return 0.6 * th.tanh(s @ self.w_c)
 
+    def hit_probability(self, s: th.Tensor, a: th.Tensor) -> th.Tensor:
+        """``E[R | s, a]`` of the ``hit`` reward: ``Π_j P(|a_j + ε_j − c_j| < r)``, ``(B, 1)`` (differentiable in ``a``)."""
+        offsets, std = HIT_MIXTURES[self.noise]
+        normal = th.distributions.Normal(0.0, 1.0)
+        x = self.target(s) - a  # the box is |ε − x| < r
+        per_dim = sum(
+            (normal.cdf((x + self.radius - m) / std) - normal.cdf((x - self.radius - m) / std)) / len(offsets) for m in offsets
+        )
+        return per_dim.prod(dim=1, keepdim=True)
+
     def true_gradient(self, s: th.Tensor, a: th.Tensor) -> th.Tensor:
+        if self.reward == "hit":
+            with th.enable_grad():
+                a = a.detach().clone().requires_grad_(True)
+                return th.autograd.grad(self.hit_probability(s, a).sum(), a)[0]
         if self.noise == "multiplicative":
             return -2 * ((1 + 0.3**2) * a - self.target(s))
         return -2 * (a - self.target(s))
@@ -64,7 +97,10 @@ class OneStepWorld:
         a = self.policy_mean(s) + self.beta * th.randn_like(s)
         noise = self.outcome_noise(tuple(a.shape))
         y = a * (1 + noise) if self.noise == "multiplicative" else a + noise
-        reward = -(y - self.target(s)).pow(2).sum(dim=1, keepdim=True)
+        if self.reward == "hit":
+            reward = ((y - self.target(s)).abs() < self.radius).all(dim=1, keepdim=True).float()
+        else:
+            reward = -(y - self.target(s)).pow(2).sum(dim=1, keepdim=True)
         return a, y, reward
 
 
@@ -102,6 +138,7 @@ def train_on_world(
     net_arch: list[int] | None = None,
     pretrain_steps: int = 0,
     baseline: str = "critic",
+    blend: bool = False,
 ) -> DSPGPolicy:
     """
     Train a DSPG policy's critic (TD3's loss with ``G = R``), denoiser and gradient head on fresh batches of
@@ -113,6 +150,9 @@ def train_on_world(
     :param baseline: ``critic``: DSPG's, ``min_i Q_i(s, ã)`` of the critic fitted at the clean actions; ``noised``:
         a one-Q network fitted to ``R`` at the noised actions ``(s, ã)``, kept as ``policy.noised_baseline``
         (an estimator option under study, not in DSPG)
+    :param blend: also fit the weight ``w`` of the head in the blend ``w·H + (1 − w)·∇_a Q̂`` on each fresh batch
+        before anything learns from it (:func:`~sb3_dspg.score.stacking_terms`, running means over batches);
+        :func:`blend_weight` reads it (an estimator option under study, not in DSPG)
     """
     if baseline not in ("critic", "noised"):
         raise ValueError(f"baseline: 'critic' or 'noised', got {baseline!r}")
@@ -140,11 +180,33 @@ def train_on_world(
             policy.noised_baseline.optimizer.step()
         head_grad = policy.grad_head(policy.grad_head.features(est.noised_obs), est.noised_actions)
         head_loss = F.mse_loss(head_grad, est.head_target)
+        if blend:  # in ĝ's units: the head predicts clip(ĝ)/RMS, ∇_a Q̂ the unshrunk gradient (docs/design.md §1.5)
+            shrink = world.beta**2 / (world.beta**2 + sigma**2)
+            critic_grad = shrink * critic_gradient(policy, est.noised_obs, est.noised_actions)
+            terms = score.stacking_terms(est.grad_estimate, head_grad.detach() * est.grad_rms, critic_grad)
+            policy.blend_terms = (
+                terms
+                if not hasattr(policy, "blend_terms")
+                else tuple(0.99 * old + 0.01 * new for old, new in zip(policy.blend_terms, terms, strict=True))
+            )
         for net, loss in ((policy.critic, critic_loss), (policy.denoiser, est.denoiser_loss), (policy.grad_head, head_loss)):
             net.optimizer.zero_grad()
             loss.backward()
             net.optimizer.step()
     return policy
+
+
+def critic_gradient(policy: DSPGPolicy, s: th.Tensor, a: th.Tensor) -> th.Tensor:
+    """``∇_a Q̂_1(s, a)`` of the policy's critic, ``(N, d)`` (the critic's weights get no gradient)."""
+    with th.enable_grad():
+        a = a.detach().clone().requires_grad_(True)
+        return th.autograd.grad(policy.critic.q1_forward(s, a).sum(), a)[0]
+
+
+def blend_weight(policy: DSPGPolicy) -> float:
+    """The fitted weight ``w ∈ [0, 1]`` of the head in the blend, from :func:`train_on_world` with ``blend=True``."""
+    num, den = policy.blend_terms
+    return float((num / den).clamp(0.0, 1.0))
 
 
 @th.no_grad()
