@@ -79,6 +79,7 @@ def main() -> None:
     th.set_num_threads(1)
     if args.pretrain:
         return pretrain_axis(args)
+    hit = args.reward == "hit"
     lines = [
         "# Gradient quality on one-step worlds with a known gradient",
         "",
@@ -87,7 +88,8 @@ def main() -> None:
         f"{args.steps[0]} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256], "
         f"the shipped DSPG step (sb3_dspg.estimator), baseline b(s, ã): {args.baseline}; "
         f"state dim = action dim d, outcome = (a + ε, R), reward {args.reward}. Metrics over {args.states} held-out "
-        "states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error.",
+        "states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error"
+        + ("; hit: of E[R] smoothed by N(0, kσ²), k = β²/(β²+σ²), DSPG's estimand (one_step.OneStepWorld)." * hit or "."),
         "",
         "| noise | d | head cos | head rel.err | batch-mean ĝ cos | batch-mean ĝ rel.err "
         "| ∇_a Q̂ cos | ∇_a Q̂ rel.err |" + (" blend cos | blend rel.err | w (head) |" if args.blend else "") + " train s |",
@@ -97,7 +99,9 @@ def main() -> None:
     for noise in args.noises:
         for dim in args.dims:
             th.manual_seed(0)
-            world = OneStepWorld(noise, dim=dim, beta=args.beta, reward=args.reward)
+            shrink = args.beta**2 / (args.beta**2 + args.sigma**2)  # the hit truth: smoothed as DSPG's estimand
+            smoothing = shrink**0.5 * args.sigma if args.reward == "hit" else 0.0
+            world = OneStepWorld(noise, dim=dim, beta=args.beta, reward=args.reward, smoothing=smoothing)
             start = time.perf_counter()
             policy = train_on_world(world, args.sigma, args.steps[0], baseline=args.baseline, blend=args.blend)
             wall = time.perf_counter() - start

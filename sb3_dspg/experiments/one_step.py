@@ -38,10 +38,21 @@ class OneStepWorld:
     :param reward: ``quadratic`` (``−‖y − c‖²``) or ``hit`` (``Π_j 1[|y_j − c_j| < radius]``; Gaussian or
         bimodal noise only, where the gradient is exact)
     :param radius: half-width of the box of the ``hit`` reward
+    :param smoothing: the ``hit`` truth is the gradient of ``E[R | s, a + δ]`` averaged over ``δ ~ N(0, smoothing²·I)``:
+        DSPG estimates the gradient smoothed at ``√k·σ`` (shrunk by ``k = β²/(β² + σ²)``, docs/design.md §1.5),
+        and where ``E[R]`` has structure finer than that (the narrow modes of bimodal noise), the unsmoothed
+        gradient at ``μ(s)`` is not what any estimator that explores can see
     """
 
     def __init__(
-        self, noise: str, dim: int = 4, beta: float = 0.4, seed: int = 0, reward: str = "quadratic", radius: float = 0.25
+        self,
+        noise: str,
+        dim: int = 4,
+        beta: float = 0.4,
+        seed: int = 0,
+        reward: str = "quadratic",
+        radius: float = 0.25,
+        smoothing: float = 0.0,
     ):
         if reward not in ("quadratic", "hit") or (reward == "hit" and noise not in HIT_MIXTURES):
             raise ValueError(
@@ -49,6 +60,7 @@ class OneStepWorld:
             )
         gen = th.Generator().manual_seed(seed)
         self.noise, self.dim, self.beta, self.reward, self.radius = noise, dim, beta, reward, radius
+        self.smoothing = smoothing
         self.w_mu = th.randn(dim, dim, generator=gen) / dim**0.5
         self.w_c = th.randn(dim, dim, generator=gen) / dim**0.5
 
@@ -60,9 +72,13 @@ class OneStepWorld:
             return self.policy_mean(s) + 0.25 * th.tanh(s @ self.w_c)
         return 0.6 * th.tanh(s @ self.w_c)
 
-    def hit_probability(self, s: th.Tensor, a: th.Tensor) -> th.Tensor:
-        """``E[R | s, a]`` of the ``hit`` reward: ``Π_j P(|a_j + ε_j − c_j| < r)``, ``(B, 1)`` (differentiable in ``a``)."""
+    def hit_probability(self, s: th.Tensor, a: th.Tensor, smoothing: float = 0.0) -> th.Tensor:
+        """
+        ``E[R | s, a]`` of the ``hit`` reward, ``Π_j P(|a_j + ε_j − c_j| < r)``, ``(B, 1)`` (differentiable in
+        ``a``); with ``smoothing``, averaged over ``a + δ``, ``δ ~ N(0, smoothing²·I)`` (each mode's std widens).
+        """
         offsets, std = HIT_MIXTURES[self.noise]
+        std = (std**2 + smoothing**2) ** 0.5
         normal = th.distributions.Normal(0.0, 1.0)
         x = self.target(s) - a  # the box is |ε − x| < r
         per_dim = sum(
@@ -74,7 +90,7 @@ class OneStepWorld:
         if self.reward == "hit":
             with th.enable_grad():
                 a = a.detach().clone().requires_grad_(True)
-                return th.autograd.grad(self.hit_probability(s, a).sum(), a)[0]
+                return th.autograd.grad(self.hit_probability(s, a, self.smoothing).sum(), a)[0]
         if self.noise == "multiplicative":
             return -2 * ((1 + 0.3**2) * a - self.target(s))
         return -2 * (a - self.target(s))
