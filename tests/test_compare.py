@@ -136,3 +136,17 @@ def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():
     assert compare.improvement_probabilities(final, "dspg")["slow"][0] == 0.5  # a tie at the ceiling
     assert curves["dspg"].ravel().tolist() == [2000 / 3] * 5 and curves["slow"].ravel().tolist() == [1000 / 3] * 5
     assert compare.improvement_probabilities(curves, "dspg")["slow"][0] == 1.0
+
+
+def test_best_peer_at_a_shared_ceiling_is_the_fastest(tmp_path):
+    # two peers end at DSPG's ceiling; the summary compares DSPG with the one that got there first
+    for algo, start in (("dspg", 2000), ("slow", 3000), ("fast", 1000)):
+        for seed in range(2):
+            run = tmp_path / "w" / f"{algo}_{seed}"
+            run.mkdir(parents=True)
+            steps = np.array([1000, 2000, 3000])
+            np.savez(run / "evaluations.npz", timesteps=steps, results=np.where(steps >= start, 1000.0, 0.0)[:, None])
+            (run / "done.json").write_text("{}")
+    text = compare.report(tmp_path, ["w"], ["dspg", "slow", "fast"], [0, 1], "cmd")
+    summary = next(line for line in text.splitlines() if line.startswith("| w |"))
+    assert "| fast 1000" in summary

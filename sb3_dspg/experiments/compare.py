@@ -520,7 +520,8 @@ def report(
         sections += ["", f"![{spec}]({png})", ""]
         peers = [algo for algo in scores if not algo.startswith("dspg")]
         if "dspg" in scores and peers:
-            best = max(peers, key=lambda algo: point[algo][0])
+            # the best final IQM; among peers tied there (a ceiling), the best learning-curve mean
+            best = max(peers, key=lambda algo: (point[algo][0], curve_point[algo][0]))
             iqm = {algo: _with_ci(np.array([point[algo][0], ci[algo][0, 0], ci[algo][1, 0]]), ".4g") for algo in scores}
             poi, curve_poi = _with_ci(improvement[best], ".2f"), _with_ci(curve_improvement[best], ".2f")
             summary.append(f"| {spec} | {iqm['dspg']} | {best} {iqm[best]} | {poi} | {curve_poi} | {len(scores['dspg'])} |")
