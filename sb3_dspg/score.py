@@ -108,9 +108,10 @@ def stacking_terms(grad_estimate: th.Tensor, head_grad: th.Tensor, critic_grad: 
     """
     Least-squares weight of the head in the blend ``w·H + (1 − w)·∇_a Q̂`` (an estimator option under study).
 
-    ``ĝ`` is unbiased for the gradient ``g`` at ``(s, ã)``, so on a batch neither estimator was fitted to,
-    ``E‖ĝ − X‖² = E‖ĝ − g‖² + E‖g − X‖²`` for any ``X`` of ``(s, ã)``: the ``w`` that brings the blend closest to
-    ``ĝ`` brings it closest to ``g``. Solving ``min_w Σ‖ĝ − ∇Q − w·(H − ∇Q)‖²`` gives ``w = num / den``.
+    On a batch neither estimator was fitted to, ``E‖ĝ − X‖² = E‖ĝ − g‖² + E‖g − X‖²`` for any ``X`` of ``(s, ã)``
+    with ``g = E[ĝ | s, ã]``: the ``w`` that brings the blend closest to ``ĝ`` brings it closest to ``g``.
+    Solving ``min_w Σ‖ĝ − ∇Q − w·(H − ∇Q)‖²`` gives ``w = num / den``. ``g`` is DSPG's own estimand, so where it
+    differs from the true gradient the weight leans to the head (measured: benchmarks/results/gradient_quality_blend.md).
 
     :param grad_estimate: ``ĝ``, ``(N, d)``
     :param head_grad: ``H(s, ã)`` in the units of ``ĝ``, ``(N, d)``
