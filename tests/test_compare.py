@@ -78,6 +78,19 @@ def test_suite_runs_each_world_with_its_budget_and_reports_improvement_probabili
     assert header["seeds"] == [0, 1, 2, 3, 4] and worlds[0].name == "hit_reach"
 
 
+def test_envs_restrict_a_suite_to_some_of_its_worlds_envs(tmp_path):
+    suite = tmp_path / "pair.yml"
+    suite.write_text(
+        "name: pair\nversion: 1\nalgos: [td3]\nseeds: [0]\ndefaults: {eval_freq: 100, eval_episodes: 2}\n"
+        "worlds:\n  bandits: {envs: ['sb3_dspg/NoisyBandit-v0', 'sb3_dspg/HitBandit-v0'], timesteps: 200}\n"
+    )
+    out = tmp_path / "out"
+    compare.main(["--suite", str(suite), "--envs", "sb3_dspg/HitBandit-v0", "--workers", "1", "--out", str(out)])
+    assert [p.parent.parent.name for p in out.glob("*/*/done.json")] == ["sb3_dspg_HitBandit-v0"]
+    with pytest.raises(SystemExit):  # an env the suite does not have is refused, not run
+        compare.main(["--suite", str(suite), "--envs", "Pendulum-v1", "--out", str(out)])
+
+
 def test_pretrained_dspg_variant_is_parsed_and_refused_when_malformed():
     import argparse
 

@@ -569,7 +569,12 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=JSON",
         help="an algorithm with other settings, e.g. 'dspg-lean={\"antithetic\": false}'; then list NAME in --algos",
     )
-    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "sb3_dspg/ActuatorPendulum-v1"])
+    parser.add_argument(
+        "--envs",
+        nargs="+",
+        default=None,
+        help="default: Pendulum-v1, ActuatorPendulum-v1; with --suite: only these of its worlds",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the suite's, else 0 1 2")
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--eval-freq", type=int, default=2_000)
@@ -590,10 +595,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--worlds needs --suite")
     if args.suite:
         suite, worlds = load_suite(args.suite, args.worlds)
+        if args.envs:
+            unknown = sorted(set(args.envs) - {spec for world in worlds for spec in world.specs})
+            if unknown:
+                parser.error(f"--envs: {unknown} not in the chosen worlds of suite {suite['name']!r}")
+            worlds = [world._replace(specs=[s for s in world.specs if s in args.envs]) for world in worlds]
+            worlds = [world for world in worlds if world.specs]
         header = f"# Suite {suite['name']!r} (version {suite['version']}): DSPG vs peers"
     else:
         suite = dict(name="compare", algos=["dspg", "ddpg", "td3", "sac"], seeds=[0, 1, 2])
-        worlds = [World("cli", args.envs, args.timesteps, args.eval_freq, args.eval_episodes, args.sweep_param)]
+        envs = args.envs or ["Pendulum-v1", "sb3_dspg/ActuatorPendulum-v1"]
+        worlds = [World("cli", envs, args.timesteps, args.eval_freq, args.eval_episodes, args.sweep_param)]
         header = "# DSPG vs peers"
     algos, seeds = args.algos or suite["algos"], args.seeds or suite["seeds"]
     variants = dict(args.variant)
