@@ -91,6 +91,31 @@ def test_envs_restrict_a_suite_to_some_of_its_worlds_envs(tmp_path):
         compare.main(["--suite", str(suite), "--envs", "Pendulum-v1", "--out", str(out)])
 
 
+def test_goal_env_runs_with_her_and_a_suite_world_imports_its_gym_packages(tmp_path):
+    pytest.importorskip("gymnasium_robotics")
+    suite = tmp_path / "goal.yml"
+    suite.write_text(
+        "name: goal\nversion: 1\nalgos: [dspg, td3]\nseeds: [0]\ndefaults: {eval_freq: 150, eval_episodes: 2}\n"
+        "worlds:\n  reach: {envs: [sb3_dspg/ActuatorFetchReach-v4], timesteps: 300,"
+        " gym_packages: [sb3_dspg.experiments.robotics]}\n"
+    )
+    out = tmp_path / "out"
+    compare.main(["--suite", str(suite), "--workers", "2", "--out", str(out)])  # workers import the package
+    assert sorted(p.parent.name for p in out.glob("*/*/done.json")) == ["dspg_0", "td3_0"]
+    assert "Failed runs" not in (out / "results.md").read_text()
+
+    import gymnasium as gym
+    from stable_baselines3 import HerReplayBuffer
+
+    from sb3_dspg.experiments import robotics
+
+    env = gym.make("sb3_dspg/ActuatorFetchReach-v4")
+    env.reset(seed=0)  # gymnasium-robotics' joint-type check passes (mujoco >= 3.4 needs the module's fix)
+    assert compare.goal_env_settings(env)["replay_buffer_class"] is HerReplayBuffer
+    assert robotics.mujoco_utils.mujoco.mjtJoint.mjJNT_SLIDE == np.int32(2)  # what its assertion needs
+    assert compare.goal_env_settings(gym.make("sb3_dspg/HitReach-v0")) == {}
+
+
 def test_pretrained_dspg_variant_is_parsed_and_refused_when_malformed():
     import argparse
 

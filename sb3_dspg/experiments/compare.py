@@ -134,11 +134,13 @@ class World(NamedTuple):
     eval_freq: int
     eval_episodes: int
     sweep_param: str | None = None
+    gym_packages: tuple[str, ...] = ()
 
 
 def load_suite(suite: str, names: list[str] | None = None) -> tuple[dict[str, Any], list[World]]:
     """
     Read a suite file (``suites/<suite>.yml`` shipped with the package, or a path) and its worlds, in order.
+    A world may name ``gym_packages``: modules every run imports first (e.g. one that registers its envs).
 
     :param names: only these worlds (all when ``None``); an unknown name raises ``ValueError``
     :return: ``(the suite's header: name, version, algos, seeds), worlds``
@@ -156,7 +158,8 @@ def load_suite(suite: str, names: list[str] | None = None) -> tuple[dict[str, An
         raise ValueError(f"worlds: {unknown} not in suite {table['name']!r}; it has {list(entries)}")
     worlds = [
         World(name, list(entry["envs"]), int(entry["timesteps"]), int(entry.get("eval_freq", defaults.get("eval_freq", 2000))),
-              int(entry.get("eval_episodes", defaults.get("eval_episodes", 10))), entry.get("sweep_param"))
+              int(entry.get("eval_episodes", defaults.get("eval_episodes", 10))), entry.get("sweep_param"),
+              tuple(entry.get("gym_packages", ())))
         for name, entry in entries.items()
         if names is None or name in names
     ]  # fmt: skip
@@ -242,7 +245,10 @@ def run_one(
     eval_env.reset(seed=10_000 + seed)
     hyperparams, regime = grid_hyperparams(algo, env_id, env.action_space.shape, algos or [algo], variants)
     base, pretrain_steps = parse_algo(algo, variants)
-    model = algo_class(base)("MlpPolicy", env, seed=seed, tensorboard_log=str(run_dir), verbose=0, **hyperparams)
+    policy = "MlpPolicy"
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        policy, hyperparams = "MultiInputPolicy", {**goal_env_settings(env), **hyperparams}
+    model = algo_class(base)(policy, env, seed=seed, tensorboard_log=str(run_dir), verbose=0, **hyperparams)
     if pretrain_steps:
         model.pretrain(pretrain_steps, tb_log_name="pretrain")
     callback = EvalCallback(eval_env, eval_freq=eval_freq, n_eval_episodes=eval_episodes, log_path=str(run_dir), verbose=0)
@@ -256,6 +262,24 @@ def run_one(
         result["variant"] = variants[algo]  # type: ignore[index]
     done.write_text(json.dumps(result))
     return result
+
+
+def goal_env_settings(env: Any) -> dict[str, Any]:
+    """
+    Replay settings for a Dict-observation env: for a goal env (``achieved_goal``/``desired_goal`` keys and
+    ``compute_reward``), SB3's ``HerReplayBuffer`` with rl-zoo3's usual relabelling (4 future goals per
+    transition), the same for every algorithm of a grid; tuned hyper-parameters that name their own replay
+    buffer go over these.
+    """
+    from stable_baselines3 import HerReplayBuffer
+
+    keys = set(getattr(env.observation_space, "spaces", ()))
+    if {"achieved_goal", "desired_goal"} <= keys and hasattr(env.unwrapped, "compute_reward"):
+        return dict(
+            replay_buffer_class=HerReplayBuffer,
+            replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
+        )
+    return {}
 
 
 def failed_runs(out: Path, specs: list[str], algos: list[str], seeds: list[int]) -> list[dict]:
@@ -626,7 +650,8 @@ def main(argv: list[str] | None = None) -> None:
         jobs = [Job(spec, algo, seed, world.timesteps, world.eval_freq, world.eval_episodes)
                 for world in worlds for seed in seeds for spec in world.specs for algo in algos]  # fmt: skip
         jobs = [job for job in jobs if not (out / slug(job.spec) / f"{job.algo}_{job.seed}" / "done.json").exists()]
-        settings = dict(algos=algos, threads=args.cpus_per_run, gym_packages=tuple(args.gym_packages), variants=variants)
+        packages = tuple(dict.fromkeys([*args.gym_packages, *(p for world in worlds for p in world.gym_packages)]))
+        settings = dict(algos=algos, threads=args.cpus_per_run, gym_packages=packages, variants=variants)
         if args.backend == "ray":
             outcomes = run_ray(jobs, run_one, out, args.workers, args.address, args.cpus_per_run, args.max_retries, **settings)
         else:  # a per-run progress bar only when runs do not share the terminal
