@@ -204,7 +204,7 @@ class DSPG(OffPolicyAlgorithm):
         self.antithetic = antithetic
         self.grad_clip = grad_clip
         self.saturation_coef = saturation_coef
-        self._cos_to_critic_grad = math.nan
+        self._cos_to_critic_grad = self._cos_head_to_critic_grad = math.nan
 
         if _init_setup_model:
             self._setup_model()
@@ -285,7 +285,7 @@ class DSPG(OffPolicyAlgorithm):
                 # Copy running stats, see GH issue #996
                 polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
                 polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
-                for key, value in self._diagnostics(est, losses, saturation, pre_tanh).items():
+                for key, value in self._diagnostics(est, losses, saturation, pre_tanh, obs, policy_actions, head_grad).items():
                     logs[key].append(value.detach())
             logs["critic_loss"].append(critic_loss.detach())
 
@@ -294,6 +294,7 @@ class DSPG(OffPolicyAlgorithm):
             self.logger.record(f"train/{key}", th.stack(values).mean().item())
         if not math.isnan(self._cos_to_critic_grad):
             self.logger.record("train/cos_to_critic_grad", self._cos_to_critic_grad)
+            self.logger.record("train/cos_head_to_critic_grad", self._cos_head_to_critic_grad)
 
     def _return_signal(self, replay_data: ReplayBufferSamples) -> th.Tensor:
         """``G = r + γ(1 − done)·min_i Q̄_i(s′, π̄(s′) + clipped noise)``: TD3's target (n-step aware), ``(B, 1)``."""
@@ -310,11 +311,23 @@ class DSPG(OffPolicyAlgorithm):
             return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
     def _diagnostics(
-        self, est: ActionGradientEstimate, losses: dict[str, th.Tensor], saturation: th.Tensor, pre_tanh: th.Tensor
+        self,
+        est: ActionGradientEstimate,
+        losses: dict[str, th.Tensor],
+        saturation: th.Tensor,
+        pre_tanh: th.Tensor,
+        obs: Any,
+        policy_actions: th.Tensor,
+        head_grad: th.Tensor,
     ) -> dict[str, th.Tensor]:
-        """What a policy update logs (docs/design.md §4); refreshes ``cos_to_critic_grad`` every 100 policy updates."""
+        """
+        What a policy update logs (docs/design.md §4). Every 100 policy updates it refreshes the two cosines to
+        the critic's action-gradient: of the per-sample ``ĝ`` at ``(s, ã)`` (``cos_to_critic_grad``, noisy by
+        nature) and of the head ``H(s, μ(s))`` the actor follows (``cos_head_to_critic_grad``).
+        """
         if math.isnan(self._cos_to_critic_grad) or self._n_updates % (100 * self.policy_delay) == 0:
             self._cos_to_critic_grad = self._cosine_to_critic_grad(est.noised_obs, est.noised_actions, est.grad_estimate)
+            self._cos_head_to_critic_grad = self._cosine_to_critic_grad(obs, policy_actions.detach(), head_grad)
         return {
             "actor_loss": losses["actor_loss"],
             "saturation_penalty": saturation,
@@ -337,7 +350,8 @@ class DSPG(OffPolicyAlgorithm):
 
     def _cosine_to_critic_grad(self, obs: Any, noised_actions: th.Tensor, grad_estimate: th.Tensor) -> float:
         """
-        Mean cosine between ``ĝ`` and ``∇_a Q_1(s, a)`` at the same ``(s, ã)``: how far DSPG departs from DDPG.
+        Mean cosine between a gradient estimate (``ĝ``, or the head's output) and ``∇_a Q_1(s, a)`` at the same
+        points: how far DSPG departs from DDPG.
 
         A diagnostic must not change training: the critic runs in eval mode here (batch-norm statistics
         untouched, no dropout random numbers drawn).

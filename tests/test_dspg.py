@@ -24,6 +24,7 @@ TB_KEYS = {
     "train/advantage_std",
     "train/grad_estimate_norm",
     "train/cos_to_critic_grad",
+    "train/cos_head_to_critic_grad",
     "train/n_updates",
     "rollout/ep_rew_mean",
     "time/fps",
