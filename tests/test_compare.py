@@ -163,6 +163,23 @@ def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
     assert done["variant"]["policy_kwargs"]["net_arch"]["denoiser"] == [4]
 
 
+def test_report_warns_when_a_world_mixes_tuning_regimes(tmp_path):
+    def fake_run(algo: str, seed: int, regime: str) -> None:
+        run = tmp_path / "Pendulum-v1" / f"{algo}_{seed}"
+        run.mkdir(parents=True)
+        np.savez(run / "evaluations.npz", timesteps=np.array([100, 200]), results=np.full((2, 3), -100.0 - seed))
+        (run / "done.json").write_text(json.dumps(dict(algo=algo, seed=seed, hyperparams=regime, final_return=-100.0)))
+
+    for seed in (0, 1):
+        fake_run("dspg", seed, "untuned")  # e.g. linked in from another grid
+        fake_run("td3", seed, "untuned")
+        fake_run("dspg-pretrain=10", seed, "tuned")
+    text = compare.report(tmp_path, ["Pendulum-v1"], ["dspg", "td3", "dspg-pretrain=10"], [0, 1], "cmd")
+    assert "mixed tuning regimes** (dspg: untuned, td3: untuned, dspg-pretrain=10: tuned)" in text
+    text = compare.report(tmp_path, ["Pendulum-v1"], ["dspg", "td3"], [0, 1], "cmd")
+    assert "mixed tuning regimes" not in text
+
+
 def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():
     import pandas as pd
 

@@ -306,6 +306,20 @@ def record_outcome(out: Path, job: Job, outcome: Any) -> str:
     return f"{job.algo} {job.spec} seed {job.seed}: {outcome['final_return']:.1f}"
 
 
+def tuning_regimes(out: Path, spec: str, algos: list[str], seeds: list[int]) -> dict[str, str]:
+    """Per algorithm, the tuning regime its completed runs of ``spec`` recorded (``tuned``/``untuned``, joined if several)."""
+    regimes: dict[str, str] = {}
+    for algo in algos:
+        found = set()
+        for seed in seeds:
+            done = out / slug(spec) / f"{algo}_{seed}" / "done.json"
+            if done.exists():
+                found.add(json.loads(done.read_text()).get("hyperparams", "unknown"))
+        if found:
+            regimes[algo] = "+".join(sorted(found))
+    return regimes
+
+
 def collect(out: Path, specs: list[str], algos: list[str], seeds: list[int]):
     """Every evaluation of every completed run as a pandas DataFrame."""
     import pandas as pd
@@ -526,7 +540,13 @@ def report(
         curves = curve_means(df, spec, algos)
         curve_point, curve_ci = interval_estimates(curves)
         curve_improvement = improvement_probabilities(curves, "dspg")
-        sections += [f"## {spec}", "", "| algo | seeds | final IQM [95% CI] | final mean [95% CI] | P(DSPG > algo), final "
+        sections += [f"## {spec}", ""]
+        mixed = tuning_regimes(out, spec, algos, seeds)
+        if len(set(mixed.values())) > 1:  # e.g. runs linked in from a grid with another tuning regime
+            listed = ", ".join(f"{algo}: {regime}" for algo, regime in mixed.items())
+            sections += [f"**Warning: mixed tuning regimes** ({listed}); these rows were not run under the same "
+                         "settings rule and are not comparable.", ""]  # fmt: skip
+        sections += ["| algo | seeds | final IQM [95% CI] | final mean [95% CI] | P(DSPG > algo), final "
                      "| learning-curve mean IQM [95% CI] | P(DSPG > algo), curve | steps to DSPG's final IQM |",
                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for algo in scores:
