@@ -307,14 +307,17 @@ def record_outcome(out: Path, job: Job, outcome: Any) -> str:
 
 
 def tuning_regimes(out: Path, spec: str, algos: list[str], seeds: list[int]) -> dict[str, str]:
-    """Per algorithm, the tuning regime its completed runs of ``spec`` recorded (``tuned``/``untuned``, joined if several)."""
+    """
+    Per algorithm, the tuning regime its completed runs of ``spec`` recorded (``tuned``/``untuned``, joined if
+    several); runs made before ``done.json`` recorded it are left out.
+    """
     regimes: dict[str, str] = {}
     for algo in algos:
         found = set()
         for seed in seeds:
             done = out / slug(spec) / f"{algo}_{seed}" / "done.json"
-            if done.exists():
-                found.add(json.loads(done.read_text()).get("hyperparams", "unknown"))
+            if done.exists() and "hyperparams" in (record := json.loads(done.read_text())):
+                found.add(record["hyperparams"])
         if found:
             regimes[algo] = "+".join(sorted(found))
     return regimes
