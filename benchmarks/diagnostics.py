@@ -6,8 +6,9 @@ the end; each value is the mean over the last tenth before that point), the medi
 
 - ``cos_to_critic_grad``: mean cosine between the per-sample estimate ``ĝ`` and the critic's ``∇_a Q̂`` at the same
   ``(s, ã)``; a single-sample ``ĝ`` is noisy, so compare it across worlds rather than to 1;
-- ``cos_head_to_critic_grad`` (runs made before it existed lack it): the same for the head ``H(s, μ(s))`` the actor follows; near 1
-  DSPG is a costlier DDPG, near 0 it follows another direction (with a 1-D action: sign agreement − disagreement);
+- ``cos_head_to_critic_grad`` (runs made before it existed lack it): the same for the head ``H(s, μ(s))`` the
+  actor follows; near 1 DSPG is a costlier DDPG, near 0 it follows another direction (with a 1-D action: sign
+  agreement − disagreement);
 - ``cond / uncond``: the conditional over the unconditional denoising loss. Near 0 the outcome pins the noised
   action (a deterministic world: the score is a finite difference along the noise, docs/design.md §9); near 1
   the outcome says little about the action and the score is small;
