@@ -38,9 +38,11 @@ TAGS = {
     "head_loss": "train/head_loss",
 }
 FRACTIONS = (0.1, 0.5, 1.0)
+#: where the curves are sampled, as fractions of the training span
+GRID = np.linspace(0.0, 1.0, 50)
 
 
-def read_scalars(run_dir: Path, algo: str = "dspg") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """
     The training scalars of one run: tag → (steps, values), from its ``tb_*`` event files.
 
@@ -75,24 +77,18 @@ def world_diagnostics(world_dir: Path) -> tuple[dict[str, list[float]], dict[str
     runs = [scalars for d in sorted(world_dir.glob("dspg_*")) if (scalars := read_scalars(d))]
     if not runs:
         raise ValueError(f"world_dir: no DSPG TensorBoard logs under {world_dir}/dspg_*/tb_*")
+    tags = {**TAGS, "cond / uncond": "cond / uncond"}
+    for run in runs:  # the derived series, so that it is tabulated and plotted like a logged one
+        steps, cond = run["train/denoiser_loss_cond"]
+        run["cond / uncond"] = (steps, cond / run["train/denoiser_loss_uncond"][1])
     table: dict[str, list[float]] = {}
-    for name, tag in TAGS.items():
+    for name, tag in tags.items():
         if any(tag in run for run in runs):  # runs of older versions lack the newer diagnostics
             table[name] = [float(np.median([at_fraction(*run[tag], f) for run in runs if tag in run])) for f in FRACTIONS]
-    ratios = []
-    for run in runs:
-        steps, cond = run["train/denoiser_loss_cond"]
-        _, uncond = run["train/denoiser_loss_uncond"]
-        ratios.append([at_fraction(steps, cond / uncond, f) for f in FRACTIONS])
-    table["cond / uncond"] = list(np.median(ratios, axis=0))
-    curves: dict[str, list[np.ndarray]] = {"cos_to_critic_grad": [], "cond / uncond": []}
-    grid = np.linspace(0.0, 1.0, 50)
-    for run in runs:
-        steps, cos = run[TAGS["cos_to_critic_grad"]]
-        curves["cos_to_critic_grad"].append(np.interp(steps.min() + grid * (steps.max() - steps.min()), steps, cos))
-        steps, cond = run["train/denoiser_loss_cond"]
-        ratio = cond / run["train/denoiser_loss_uncond"][1]
-        curves["cond / uncond"].append(np.interp(steps.min() + grid * (steps.max() - steps.min()), steps, ratio))
+    curves: dict[str, list[np.ndarray]] = {}
+    for name in ("cos_to_critic_grad", "cond / uncond"):
+        series = [run[tags[name]] for run in runs]
+        curves[name] = [np.interp(steps.min() + GRID * (steps.max() - steps.min()), steps, v) for steps, v in series]
     return table, curves, len(runs)
 
 
@@ -115,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, values in table.items():
             lines.append(f"| {world.name} | {seeds} | {name} | " + " | ".join(f"{v:.3g}" for v in values) + " |")
         for axis, (name, per_seed) in zip(axes, curves.items(), strict=True):
-            grid = np.linspace(0, 100, 50)
-            axis.plot(grid, np.median(per_seed, axis=0), label=world.name)
+            axis.plot(100 * GRID, np.median(per_seed, axis=0), label=world.name)
             axis.set(title=f"{name} (median over seeds)", xlabel="% of the training updates")
     axes[1].set_yscale("log")
     axes[0].legend(fontsize=8)

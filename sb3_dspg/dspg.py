@@ -327,7 +327,7 @@ class DSPG(OffPolicyAlgorithm):
         """
         if math.isnan(self._cos_to_critic_grad) or self._n_updates % (100 * self.policy_delay) == 0:
             self._cos_to_critic_grad = self._cosine_to_critic_grad(est.noised_obs, est.noised_actions, est.grad_estimate)
-            self._cos_head_to_critic_grad = self._cosine_to_critic_grad(obs, policy_actions.detach(), head_grad)
+            self._cos_head_to_critic_grad = self._cosine_to_critic_grad(obs, policy_actions, head_grad)
         return {
             "actor_loss": losses["actor_loss"],
             "saturation_penalty": saturation,
@@ -348,7 +348,7 @@ class DSPG(OffPolicyAlgorithm):
         loss.backward()
         optimizer.step()
 
-    def _cosine_to_critic_grad(self, obs: Any, noised_actions: th.Tensor, grad_estimate: th.Tensor) -> float:
+    def _cosine_to_critic_grad(self, obs: Any, actions: th.Tensor, direction: th.Tensor) -> float:
         """
         Mean cosine between a gradient estimate (``ĝ``, or the head's output) and ``∇_a Q_1(s, a)`` at the same
         points: how far DSPG departs from DDPG.
@@ -359,12 +359,12 @@ class DSPG(OffPolicyAlgorithm):
         self.critic.set_training_mode(False)
         try:
             with th.enable_grad():
-                points = noised_actions.detach().requires_grad_(True)
+                points = actions.detach().requires_grad_(True)
                 q_value = self.critic.q1_forward(obs, points).sum()
                 critic_grad = th.autograd.grad(q_value, points)[0]
         finally:
             self.critic.set_training_mode(True)
-        return F.cosine_similarity(critic_grad, grad_estimate, dim=1).mean().item()
+        return F.cosine_similarity(critic_grad, direction, dim=1).mean().item()
 
     def _store_transition(
         self,
