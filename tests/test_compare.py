@@ -163,7 +163,7 @@ def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
     assert done["variant"]["policy_kwargs"]["net_arch"]["denoiser"] == [4]
 
 
-def test_report_warns_when_a_world_mixes_tuning_regimes(tmp_path):
+def test_report_warns_when_a_world_mixes_tuning_regimes_and_keeps_hand_written_notes(tmp_path):
     def fake_run(algo: str, seed: int, regime: str) -> None:
         run = tmp_path / "Pendulum-v1" / f"{algo}_{seed}"
         run.mkdir(parents=True)
@@ -178,6 +178,15 @@ def test_report_warns_when_a_world_mixes_tuning_regimes(tmp_path):
     assert "mixed tuning regimes** (dspg: untuned, td3: untuned, dspg-pretrain=10: tuned)" in text
     text = compare.report(tmp_path, ["Pendulum-v1"], ["dspg", "td3"], [0, 1], "cmd")
     assert "mixed tuning regimes" not in text
+
+    # a hand-written plan at the end of results.md survives the rewrite; the generated part is replaced
+    results = tmp_path / "results.md"
+    notes = f"{compare.NOTES_HEADING}\n\nBudget: 4 runs. Reading: a tie.\n"
+    results.write_text(results.read_text() + "\n" + notes)
+    text = compare.report(tmp_path, ["Pendulum-v1"], ["dspg", "td3", "dspg-pretrain=10"], [0, 1], "cmd 2")
+    written = results.read_text()
+    assert written.startswith(text) and written.endswith(notes) and written.count(compare.NOTES_HEADING) == 1
+    assert "cmd 2" in written and "Warning: mixed tuning regimes" in written
 
 
 def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():

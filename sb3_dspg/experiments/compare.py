@@ -6,7 +6,8 @@ algorithms × envs × seeds → one training run each, in parallel worker proces
 ``<out>/<env>/<algo>_<seed>`` and evaluates the deterministic policy with SB3's ``EvalCallback``. A run that
 finished (``done.json``) is skipped, so an interrupted comparison resumes. Outputs under ``<out>``:
 ``evaluations.csv`` (every evaluation), ``results.md`` (per env: final IQM and mean with 95% stratified-
-bootstrap CIs across seeds, from ``rliable``), one learning-curve PNG per env, and with ``--sweep-param`` a
+bootstrap CIs across seeds, from ``rliable``; a hand-written section headed ``## Plan, budget and reading`` at
+its end is kept when it is rewritten), one learning-curve PNG per env, and with ``--sweep-param`` a
 PNG of final return against that env parameter. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
 
 Env specs may carry keyword arguments: ``sb3_dspg/NoisyBandit-v0:noise_scale=0.4``.
@@ -591,8 +592,21 @@ def report(
         lines += [f"| {f['env']} | {f['algo']} | {f['seed']} | `{f['error'].splitlines()[-1]}` |" for f in failed]
         lines.append("")
     text = "\n".join(lines)
-    (out / "results.md").write_text(text)
+    (out / "results.md").write_text(text + kept_notes(out / "results.md"))
     return text
+
+
+#: A hand-written section of ``results.md`` from this heading to the end survives the report's rewrites.
+NOTES_HEADING = "## Plan, budget and reading"
+
+
+def kept_notes(results: Path) -> str:
+    """The hand-written part of an existing report (from :data:`NOTES_HEADING` on), to append to its rewrite."""
+    if not results.exists():
+        return ""
+    old = results.read_text()
+    start = old.find(f"\n{NOTES_HEADING}")
+    return "\n" + old[start:].lstrip("\n") if start >= 0 else ""
 
 
 def main(argv: list[str] | None = None) -> None:
