@@ -30,6 +30,7 @@ HYPERPARAMETER_RULES: dict[str, tuple[Any, str]] = {
     "buffer_size": (lambda v: v >= 1, "an integer >= 1"),
     "tau": (lambda v: 0 <= v <= 1, "in [0, 1] (0 freezes the target networks, as in TD3)"),
     "gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "critic_type": (lambda v: v in ("td3", "crossq"), "'td3' (TD3's critic, target networks) or 'crossq' (CrossQ's)"),
 }
 
 

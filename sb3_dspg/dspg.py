@@ -16,7 +16,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayB
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
-from sb3_dspg import pretraining, score
+from sb3_dspg import crossq, pretraining, score
 from sb3_dspg.checks import (
     NonFiniteLossError,
     check_action_space,
@@ -86,6 +86,9 @@ class DSPG(OffPolicyAlgorithm):
         (``math.inf`` disables it)
     :param saturation_coef: weight of the penalty on the actor's pre-tanh activation beyond ``±2``
         that keeps it out of ``tanh`` saturation
+    :param critic_type: the critic that gives DSPG its return signal and baseline: ``"td3"`` (TD3's twin Q with
+        target networks) or ``"crossq"`` (CrossQ's batch-renormalised twin Q, no target networks, one joint pass
+        over ``(s, a)`` and ``(s′, a′)``; :mod:`sb3_dspg.crossq`). ``tau`` and the target networks are then unused.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -139,6 +142,7 @@ class DSPG(OffPolicyAlgorithm):
         antithetic: bool = True,
         grad_clip: float = 3.0,
         saturation_coef: float = 1.0,
+        critic_type: str = "td3",
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -158,7 +162,13 @@ class DSPG(OffPolicyAlgorithm):
             buffer_size=buffer_size,
             tau=tau,
             gamma=gamma,
+            critic_type=critic_type,
         )
+        if (policy_kwargs or {}).get("critic_type", critic_type) != critic_type:
+            raise ValueError(
+                f"critic_type: {critic_type!r} and policy_kwargs['critic_type']={policy_kwargs['critic_type']!r} "  # type: ignore[index]
+                "disagree; set it once, as DSPG's critic_type"
+            )
         super().__init__(
             policy,
             env,
@@ -204,6 +214,8 @@ class DSPG(OffPolicyAlgorithm):
         self.antithetic = antithetic
         self.grad_clip = grad_clip
         self.saturation_coef = saturation_coef
+        self.critic_type = critic_type
+        self.policy_kwargs = {**self.policy_kwargs, "critic_type": critic_type}  # a copy: the caller's dict stays as given
         self._cos_to_critic_grad = self._cos_head_to_critic_grad = math.nan
 
         if _init_setup_model:
@@ -246,11 +258,15 @@ class DSPG(OffPolicyAlgorithm):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             obs, actions = replay_data.observations, replay_data.actions
-            returns = self._return_signal(replay_data)
-
-            # Critic: twin Q trained exactly as TD3's; it is also the baseline b(s, ã)
-            current_q_values = self.critic(obs, actions)
-            critic_loss = sum(F.mse_loss(current_q, returns) for current_q in current_q_values)
+            # Critic: twin Q trained as TD3's (or CrossQ's, sb3_dspg/crossq.py); it is also the baseline b(s, ã)
+            if self.critic_type == "crossq":
+                critic_loss, returns = crossq.critic_loss_and_returns(
+                    self.critic, self.actor, replay_data, self.gamma, self.target_policy_noise, self.target_noise_clip
+                )
+            else:
+                returns = self._return_signal(replay_data)
+                current_q_values = self.critic(obs, actions)
+                critic_loss = sum(F.mse_loss(current_q, returns) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
             losses = {"critic_loss": critic_loss}
 
@@ -280,11 +296,12 @@ class DSPG(OffPolicyAlgorithm):
                 self._step(self.denoiser.optimizer, est.denoiser_loss)
                 self._step(self.grad_head.optimizer, head_loss)
                 self._step(self.actor.optimizer, actor_loss)
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
-                # Copy running stats, see GH issue #996
-                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
-                polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+                if self.critic_type == "td3":
+                    polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                    polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+                    # Copy running stats, see GH issue #996
+                    polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+                    polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
                 for key, value in self._diagnostics(est, losses, saturation, pre_tanh, obs, policy_actions, head_grad).items():
                     logs[key].append(value.detach())
             logs["critic_loss"].append(critic_loss.detach())
@@ -360,7 +377,7 @@ class DSPG(OffPolicyAlgorithm):
         try:
             with th.enable_grad():
                 points = actions.detach().requires_grad_(True)
-                q_value = self.critic.q1_forward(obs, points).sum()
+                q_value = self.critic(obs, points)[0].sum()
                 critic_grad = th.autograd.grad(q_value, points)[0]
         finally:
             self.critic.set_training_mode(True)

@@ -15,9 +15,11 @@ from stable_baselines3.common.torch_layers import (
     create_mlp,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
-from stable_baselines3.td3.policies import Actor, TD3Policy
+from stable_baselines3.td3.policies import Actor, ContinuousCritic, TD3Policy
 from torch import nn
 
+from sb3_dspg import crossq
+from sb3_dspg.checks import check_hyperparameters
 from sb3_dspg.common import RunningNorm, cat_obs, running_rate
 
 _TORCH_HAS_CPU_FUSED_ADAM = tuple(int(part) for part in th.__version__.split(".")[:2]) >= (2, 4)
@@ -221,6 +223,9 @@ class DSPGPolicy(TD3Policy):
     :param n_critics: Number of Q networks in the critic.
     :param share_features_extractor: Whether to share the actor's features extractor with every
         other network (it is then trained by the actor loss only)
+    :param critic_type: ``"td3"`` (TD3's twin-Q critic, trained with target networks) or ``"crossq"``
+        (sb3-contrib's batch-renormalised ``CrossQCritic``, trained without targets; the actor's and the
+        critic's Adam get ``betas=(0.5, 0.999)`` unless ``optimizer_kwargs`` names ``betas``; :mod:`sb3_dspg.crossq`)
     """
 
     actor: DSPGActor
@@ -242,7 +247,10 @@ class DSPGPolicy(TD3Policy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         share_features_extractor: bool = False,
+        critic_type: str = "td3",
     ):
+        check_hyperparameters(critic_type=critic_type)
+        self.critic_type = critic_type
         if isinstance(net_arch, dict):
             net_arch = _canonical_net_arch(net_arch)
         if optimizer_class is th.optim.Adam and _TORCH_HAS_CPU_FUSED_ADAM:
@@ -275,6 +283,10 @@ class DSPGPolicy(TD3Policy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
+        if self.critic_type == "crossq" and self.optimizer_class in (th.optim.Adam, th.optim.AdamW):
+            kwargs = {"betas": crossq.ADAM_BETAS, **self.optimizer_kwargs}
+            for net in (self.actor, self.critic):
+                net.optimizer = self.optimizer_class(net.parameters(), lr=lr_schedule(1), **kwargs)  # type: ignore[call-arg]
         shared = self.actor.features_extractor if self.share_features_extractor else None
         for name, net_class in (("denoiser", ActionDenoiser), ("grad_head", GradientHead)):
             share = self.share_features_extractor
@@ -285,6 +297,15 @@ class DSPGPolicy(TD3Policy):
             ]
             net.optimizer = self.optimizer_class(params, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
             setattr(self, name, net)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        if self.critic_type == "td3":
+            return super().make_critic(features_extractor)
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return crossq.make_critic(critic_kwargs).to(self.device)  # type: ignore[return-value]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "critic_type": self.critic_type}
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> DSPGActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
