@@ -188,6 +188,17 @@ def test_report_warns_when_a_world_mixes_tuning_regimes_and_keeps_hand_written_n
     assert written.startswith(text) and written.endswith(notes) and written.count(compare.NOTES_HEADING) == 1
     assert "cmd 2" in written and "Warning: mixed tuning regimes" in written
 
+    # a DSPG variant as the reference: its own report file, its probabilities of improvement, DSPG not a peer
+    text = compare.report(
+        tmp_path, ["Pendulum-v1"], ["dspg", "td3", "dspg-pretrain=10"], [0, 1], "cmd", reference="dspg-pretrain=10"
+    )
+    assert (tmp_path / "results_dspg-pretrain=10.md").read_text() == text and (tmp_path / "results.md").read_text() == written
+    assert "## Where dspg-pretrain=10 stands" in text and "| Pendulum-v1 | -100.5 [-101, -100] | td3 " in text
+    assert "| dspg | 2 |" in text and "P(dspg-pretrain=10 > algo), final" in text
+    for bad in ("td3", "dspg-other"):
+        with pytest.raises(SystemExit):
+            compare.main(["--algos", "dspg", "td3", "--reference", bad, "--out", str(tmp_path), "--report-only"])
+
 
 def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():
     import pandas as pd

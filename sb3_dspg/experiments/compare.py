@@ -513,15 +513,20 @@ def report(
     command: str,
     sweeps: dict[str, list[str]] | None = None,
     header: str = "# DSPG vs peers",
+    reference: str = "dspg",
 ) -> str:
     """
     Write ``evaluations.csv``, ``results.md`` (a summary table of DSPG against the best peer per world, then per
     world: IQM and mean with 95% CIs, P(DSPG > peer), learning curves), sweep plots and a performance profile.
 
     :param sweeps: env parameter -> the specs that sweep it (one plot each)
+    :param reference: the DSPG whose probabilities of improvement and steps-to-return the report gives (a variant
+        such as ``dspg-crossq``: the report is then ``results_<reference>.md``); peers are the algorithms that are
+        not a DSPG
     """
     df = collect(out, specs, algos, seeds)
     df.to_csv(out / "evaluations.csv", index=False)
+    name = "DSPG" if reference == "dspg" else reference
     lines = [
         header,
         "",
@@ -539,19 +544,19 @@ def report(
         if not scores:
             continue
         point, ci = interval_estimates(scores)
-        improvement = improvement_probabilities(scores, "dspg")
-        reach = steps_to_reach(df, spec, scores, point["dspg"][0]) if "dspg" in scores else {}
+        improvement = improvement_probabilities(scores, reference)
+        reach = steps_to_reach(df, spec, scores, point[reference][0]) if reference in scores else {}
         curves = curve_means(df, spec, algos)
         curve_point, curve_ci = interval_estimates(curves)
-        curve_improvement = improvement_probabilities(curves, "dspg")
+        curve_improvement = improvement_probabilities(curves, reference)
         sections += [f"## {spec}", ""]
         mixed = tuning_regimes(out, spec, algos, seeds)
         if len(set(mixed.values())) > 1:  # e.g. runs linked in from a grid with another tuning regime
             listed = ", ".join(f"{algo}: {regime}" for algo, regime in mixed.items())
             sections += [f"**Warning: mixed tuning regimes** ({listed}); these rows were not run under the same "
                          "settings rule and are not comparable.", ""]  # fmt: skip
-        sections += ["| algo | seeds | final IQM [95% CI] | final mean [95% CI] | P(DSPG > algo), final "
-                     "| learning-curve mean IQM [95% CI] | P(DSPG > algo), curve | steps to DSPG's final IQM |",
+        sections += [f"| algo | seeds | final IQM [95% CI] | final mean [95% CI] | P({name} > algo), final "
+                     f"| learning-curve mean IQM [95% CI] | P({name} > algo), curve | steps to {name}'s final IQM |",
                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for algo in scores:
             p, c = point[algo], ci[algo]
@@ -567,16 +572,18 @@ def report(
         plot_curves(df, spec, algos, out / png)
         sections += ["", f"![{spec}]({png})", ""]
         peers = [algo for algo in scores if not algo.startswith("dspg")]
-        if "dspg" in scores and peers:
+        if reference in scores and peers:
             # the best final IQM; among peers tied there (a ceiling), the best learning-curve mean
             best = max(peers, key=lambda algo: (point[algo][0], curve_point[algo][0]))
             iqm = {algo: _with_ci(np.array([point[algo][0], ci[algo][0, 0], ci[algo][1, 0]]), ".4g") for algo in scores}
             poi, curve_poi = _with_ci(improvement[best], ".2f"), _with_ci(curve_improvement[best], ".2f")
-            summary.append(f"| {spec} | {iqm['dspg']} | {best} {iqm[best]} | {poi} | {curve_poi} | {len(scores['dspg'])} |")
+            summary.append(
+                f"| {spec} | {iqm[reference]} | {best} {iqm[best]} | {poi} | {curve_poi} | {len(scores[reference])} |"
+            )
     if summary:
-        columns = ("| world | DSPG final IQM [95% CI] | best peer final IQM [95% CI] | P(DSPG > best peer), final "
-                   "| P(DSPG > best peer), learning-curve mean | DSPG seeds |")  # fmt: skip
-        lines += ["## Where DSPG stands", "", columns, "|---|---|---|---|---|---|", *summary, ""]
+        columns = (f"| world | {name} final IQM [95% CI] | best peer final IQM [95% CI] | P({name} > best peer), final "
+                   f"| P({name} > best peer), learning-curve mean | {name} seeds |")  # fmt: skip
+        lines += [f"## Where {name} stands", "", columns, "|---|---|---|---|---|---|", *summary, ""]
     profile = normalised_scores(df, specs, algos)
     if profile and next(iter(profile.values())).shape[1] >= 2:
         plot_performance_profile(profile, out / "performance_profile.png")
@@ -592,7 +599,8 @@ def report(
         lines += [f"| {f['env']} | {f['algo']} | {f['seed']} | `{f['error'].splitlines()[-1]}` |" for f in failed]
         lines.append("")
     text = "\n".join(lines)
-    (out / "results.md").write_text(text + kept_notes(out / "results.md"))
+    results = out / ("results.md" if reference == "dspg" else f"results_{reference}.md")
+    results.write_text(text + kept_notes(results))
     return text
 
 
@@ -644,6 +652,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="default: runs/<suite name>, else runs/compare")
     parser.add_argument("--sweep-param", default=None, help="env kwarg that varies across --envs, for the sweep plot")
     parser.add_argument("--report-only", action="store_true", help="only aggregate the completed runs")
+    parser.add_argument(
+        "--reference", default="dspg", help="the DSPG (or DSPG variant) the report measures the peers against; "
+        "not dspg: the report goes to results_<reference>.md"
+    )  # fmt: skip
     parser.add_argument("--backend", choices=BACKENDS, default="local", help="local process pool (default) or Ray tasks")
     parser.add_argument("--address", default=None, help="Ray cluster: 'auto' or 'ray://HOST:PORT' (default: start one)")
     parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray num_cpus and torch threads of each run (default 1)")
@@ -675,6 +687,8 @@ def main(argv: list[str] | None = None) -> None:
             parse_algo(algo, variants)
         except argparse.ArgumentTypeError as error:
             parser.error(str(error))
+    if args.reference != "dspg" and (args.reference not in algos or not args.reference.startswith("dspg")):
+        parser.error(f"--reference: a DSPG among the grid's algorithms {algos}, got {args.reference!r}")
     out = Path(args.out or f"runs/{suite['name']}")
     out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
@@ -699,7 +713,7 @@ def main(argv: list[str] | None = None) -> None:
                 overall.update()
     specs = [spec for world in worlds for spec in world.specs]
     sweeps = {world.sweep_param: world.specs for world in worlds if world.sweep_param}
-    print(report(out, specs, algos, seeds, command, sweeps, header))
+    print(report(out, specs, algos, seeds, command, sweeps, header, args.reference))
 
 
 if __name__ == "__main__":
