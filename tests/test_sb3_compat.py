@@ -324,13 +324,15 @@ def test_callbacks_progress_bar_and_evaluation(tmp_path):
     assert model.predict(obs)[0].shape == (len(obs), 1)
 
 
-def test_her_with_multi_input_policy_and_save_load(tmp_path):
+@pytest.mark.parametrize("critic_type", ["td3", "crossq"])
+def test_her_with_multi_input_policy_and_save_load(critic_type, tmp_path):
     env = BitFlippingEnv(n_bits=4, continuous=True, max_steps=4)
     model = DSPG(
         "MultiInputPolicy",
         env,
         replay_buffer_class=HerReplayBuffer,
         replay_buffer_kwargs=dict(n_sampled_goal=2, goal_selection_strategy="future"),
+        critic_type=critic_type,
         seed=0,
         **TINY,
     )
