@@ -179,6 +179,13 @@ def test_report_warns_when_a_world_mixes_tuning_regimes_and_keeps_hand_written_n
     text = compare.report(tmp_path, ["Pendulum-v1"], ["dspg", "td3"], [0, 1], "cmd")
     assert "mixed tuning regimes" not in text
 
+    # ... and a grid that would add runs of another regime to that world is refused before it runs anything
+    (conflict,) = compare.regime_conflicts(tmp_path, ["Pendulum-v1"], ["dspg", "td3"])  # both tuned on Pendulum-v1
+    assert "would be tuned" in conflict and "dspg_0: untuned" in conflict and "dspg-pretrain=10_0" not in conflict
+    with pytest.raises(SystemExit):
+        compare.main(["--algos", "dspg", "td3", "--envs", "Pendulum-v1", "--seeds", "2", "--out", str(tmp_path)])
+    assert not (tmp_path / "Pendulum-v1" / "dspg_2").exists()
+
     # a hand-written plan at the end of results.md survives the rewrite; the generated part is replaced
     results = tmp_path / "results.md"
     notes = f"{compare.NOTES_HEADING}\n\nBudget: 4 runs. Reading: a tie.\n"

@@ -177,12 +177,36 @@ def grid_hyperparams(
 
     :return: ``(keyword arguments, "tuned" or "untuned")``
     """
-    base = parse_algo(algo, variants)[0]
-    if all(zoo_entry(parse_algo(name, variants)[0], env_id) is not None for name in {*algos, algo}):
-        hyperparams, regime = tuned_hyperparams(base, env_id, action_shape), "tuned"
-    else:
-        hyperparams, regime = copy.deepcopy(UNTUNED), "untuned"
+    base, regime = parse_algo(algo, variants)[0], grid_regime(env_id, [*algos, algo], variants)
+    hyperparams = tuned_hyperparams(base, env_id, action_shape) if regime == "tuned" else copy.deepcopy(UNTUNED)
     return with_variant(hyperparams, zoo_kwargs((variants or {}).get(algo, {}), action_shape, f"--variant {algo}")), regime
+
+
+def grid_regime(env_id: str, algos: list[str], variants: dict[str, dict] | None = None) -> str:
+    """
+    ``"tuned"`` where every algorithm of the grid has a tuned entry for ``env_id`` (a noisy world reads its base
+    env's), else ``"untuned"``.
+    """
+    return "tuned" if all(zoo_entry(parse_algo(name, variants)[0], env_id) is not None for name in algos) else "untuned"
+
+
+def regime_conflicts(out: Path, specs: list[str], algos: list[str], variants: dict[str, dict] | None = None) -> list[str]:
+    """
+    The worlds of ``out`` whose completed runs recorded another tuning regime than the one this grid's new runs
+    would get, e.g. a variant-only grid (tuned, since DSPG has an entry) added to a suite's untuned world.
+    """
+    conflicts = []
+    for spec in specs:
+        regime = grid_regime(parse_env_spec(spec)[0], algos, variants)
+        others = {}
+        for done in sorted((out / slug(spec)).glob("*/done.json")):
+            recorded = json.loads(done.read_text()).get("hyperparams", regime)
+            if recorded != regime:
+                others[done.parent.name] = recorded
+        if others:
+            listed = ", ".join(f"{name}: {recorded}" for name, recorded in others.items())
+            conflicts.append(f"{spec}: this grid's runs would be {regime}, the completed ones are not ({listed})")
+    return conflicts
 
 
 def code_version() -> str:
@@ -697,6 +721,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.report_only:
         from tqdm import tqdm
+
+        conflicts = regime_conflicts(out, [spec for world in worlds for spec in world.specs], algos, variants)
+        if conflicts:
+            parser.error(
+                "mixed tuning regimes in --out; name the world's other algorithms in --algos (the settings rule looks at "
+                "every algorithm of the grid; completed runs are skipped) or use another --out:\n  " + "\n  ".join(conflicts)
+            )
 
         jobs = [Job(spec, algo, seed, world.timesteps, world.eval_freq, world.eval_episodes)
                 for world in worlds for seed in seeds for spec in world.specs for algo in algos]  # fmt: skip
