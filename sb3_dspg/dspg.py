@@ -215,7 +215,8 @@ class DSPG(OffPolicyAlgorithm):
         self.grad_clip = grad_clip
         self.saturation_coef = saturation_coef
         self.critic_type = critic_type
-        self.policy_kwargs = {**self.policy_kwargs, "critic_type": critic_type}  # a copy: the caller's dict stays as given
+        if critic_type != "td3":  # a copy: the caller's dict stays as given, and a TD3-critic file stores it unchanged
+            self.policy_kwargs = {**self.policy_kwargs, "critic_type": critic_type}
         self._cos_to_critic_grad = self._cos_head_to_critic_grad = math.nan
 
         if _init_setup_model:
