@@ -1,4 +1,5 @@
-"""Small tensor helpers shared by the policy and the estimator: running statistics and observation batches."""
+"""Small tensor helpers shared by the policy, the estimator and the critics: running statistics, observation batches,
+TD3's smoothed next actions."""
 
 from collections.abc import Sequence
 
@@ -78,3 +79,20 @@ def cat_obs(batches: Sequence[PyTorchObs]) -> PyTorchObs:
     if isinstance(batches[0], dict):
         return {key: th.cat([batch[key] for batch in batches], dim=0) for key in batches[0]}  # type: ignore[index]
     return th.cat(list(batches), dim=0)  # type: ignore[arg-type]
+
+
+@th.no_grad()
+def smoothed_next_actions(
+    actor: nn.Module, next_obs: PyTorchObs, actions: th.Tensor, noise_std: float, noise_clip: float
+) -> th.Tensor:
+    """
+    TD3's target policy smoothing: ``clip(μ(s′) + clip(N(0, noise_std²), ±noise_clip), ±1)``, ``(B, d)``.
+
+    :param actor: the actor that proposes ``a′`` (TD3's target actor, or CrossQ's current one)
+    :param next_obs: ``s′``
+    :param actions: the buffer actions ``a``, for the noise's shape, dtype and device
+    :param noise_std: std of the smoothing noise
+    :param noise_clip: clip of the smoothing noise
+    """
+    noise = actions.clone().normal_(0, noise_std).clamp(-noise_clip, noise_clip)
+    return (actor(next_obs) + noise).clamp(-1, 1)

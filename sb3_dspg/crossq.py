@@ -24,7 +24,7 @@ from sb3_contrib.crossq.policies import CrossQCritic
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.nn import functional as F
 
-from sb3_dspg.common import cat_obs
+from sb3_dspg.common import cat_obs, smoothed_next_actions
 
 #: CrossQ's Adam betas for the actor and the critic
 ADAM_BETAS = (0.5, 0.999)
@@ -59,11 +59,10 @@ def critic_loss_and_returns(
     :return: the critic loss ``Σ_i MSE(Q_i(s, a), G)`` and the return signal ``G``, ``(B, 1)``, without gradient
     """
     discounts = replay_data.discounts if replay_data.discounts is not None else gamma
-    with th.no_grad():
-        noise = replay_data.actions.clone().normal_(0, target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
-        next_actions = (actor(replay_data.next_observations) + noise).clamp(-1, 1)
+    next_obs = replay_data.next_observations
+    next_actions = smoothed_next_actions(actor, next_obs, replay_data.actions, target_policy_noise, target_noise_clip)
     # One pass over (s, a) and (s′, a′): the batch statistics are those of both
-    all_obs = cat_obs([replay_data.observations, replay_data.next_observations])
+    all_obs = cat_obs([replay_data.observations, next_obs])
     critic.set_bn_training_mode(True)
     all_q_values = th.cat(critic(all_obs, th.cat([replay_data.actions, next_actions])), dim=1)
     critic.set_bn_training_mode(False)

@@ -25,6 +25,7 @@ from sb3_dspg.checks import (
     check_hyperparameters,
     check_model_file,
 )
+from sb3_dspg.common import smoothed_next_actions
 from sb3_dspg.estimator import ActionGradientEstimate, estimate_action_gradient
 from sb3_dspg.policies import ActionDenoiser, CnnPolicy, DSPGActor, DSPGPolicy, GradientHead, MlpPolicy, MultiInputPolicy
 
@@ -320,11 +321,10 @@ class DSPG(OffPolicyAlgorithm):
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
         with th.no_grad():
             # Select action according to policy and add clipped noise
-            noise = replay_data.actions.clone().data.normal_(0, self.target_policy_noise)
-            noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
-            next_actions = (self.actor_target(replay_data.next_observations) + noise).clamp(-1, 1)
+            next_obs, noise_std, noise_clip = replay_data.next_observations, self.target_policy_noise, self.target_noise_clip
+            next_actions = smoothed_next_actions(self.actor_target, next_obs, replay_data.actions, noise_std, noise_clip)
             # Compute the next Q-values: min over all critics targets
-            next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+            next_q_values = th.cat(self.critic_target(next_obs, next_actions), dim=1)
             next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
             return replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
