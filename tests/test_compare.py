@@ -232,3 +232,18 @@ def test_best_peer_at_a_shared_ceiling_is_the_fastest(tmp_path):
     text = compare.report(tmp_path, ["w"], ["dspg", "slow", "fast"], [0, 1], "cmd")
     summary = next(line for line in text.splitlines() if line.startswith("| w |"))
     assert "| fast 1000" in summary
+
+
+def test_bootstrap_cis_are_reproducible_and_do_not_depend_on_the_other_algorithms():
+    rng = np.random.default_rng(0)
+    scores = {algo: rng.normal(loc, 1.0, size=(5, 1)) for algo, loc in (("dspg", 1.0), ("td3", 0.0), ("sac", 0.5))}
+    first, again = compare.interval_estimates(scores), compare.interval_estimates(scores)
+    alone = compare.interval_estimates({"td3": scores["td3"]})
+    for algo in scores:
+        np.testing.assert_array_equal(first[1][algo], again[1][algo])
+    np.testing.assert_array_equal(first[1]["td3"], alone[1]["td3"])
+    assert first[1]["dspg"][0, 0] < first[0]["dspg"][0] < first[1]["dspg"][1, 0]  # a real interval around the IQM
+    probs = compare.improvement_probabilities(scores, "dspg")
+    np.testing.assert_array_equal(probs["td3"], compare.improvement_probabilities(scores, "dspg")["td3"])
+    pair = {algo: scores[algo] for algo in ("dspg", "td3")}
+    np.testing.assert_array_equal(probs["td3"], compare.improvement_probabilities(pair, "dspg")["td3"])

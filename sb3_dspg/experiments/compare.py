@@ -391,13 +391,33 @@ def curve_means(df, spec: str, algos: list[str]) -> dict[str, np.ndarray]:
 
 def interval_estimates(scores: dict[str, np.ndarray], reps: int = 2000) -> tuple[dict, dict]:
     """IQM and mean with 95% stratified-bootstrap CIs across seeds (rliable)."""
-    from rliable import library as rly
     from rliable import metrics
 
     def aggregate(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
 
-    return rly.get_interval_estimates(scores, aggregate, reps=reps)
+    return _bootstrap(scores, aggregate, reps)
+
+
+def _bootstrap(scores: dict, func, reps: int) -> tuple[dict, dict]:
+    """
+    rliable's point estimates and stratified-bootstrap CIs, one key at a time from a fixed seed: a report is
+    reproducible, and an algorithm's CI does not depend on which others the report lists. rliable's resampling
+    draws from NumPy's global generator (its ``random_state`` never reaches it), so that is seeded here and
+    restored afterwards.
+    """
+    from rliable import library as rly
+
+    points, cis = {}, {}
+    state = np.random.get_state()
+    try:
+        for key, value in scores.items():
+            np.random.seed(0)
+            point, ci = rly.get_interval_estimates({key: value}, func, reps=reps)
+            points[key], cis[key] = point[key], ci[key]
+    finally:
+        np.random.set_state(state)
+    return points, cis
 
 
 def _with_ci(values: np.ndarray, fmt: str) -> str:
@@ -412,7 +432,6 @@ def improvement_probabilities(scores: dict[str, np.ndarray], reference: str, rep
 
     :return: per peer, ``[point, low, high]``
     """
-    from rliable import library as rly
     from rliable import metrics
 
     if reference not in scores:
@@ -420,7 +439,7 @@ def improvement_probabilities(scores: dict[str, np.ndarray], reference: str, rep
     pairs = {peer: (scores[reference], scores[peer]) for peer in scores if peer != reference}
     if not pairs:
         return {}
-    point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
+    point, ci = _bootstrap(pairs, metrics.probability_of_improvement, reps)
     return {peer: np.array([float(np.squeeze(point[peer])), *np.ravel(ci[peer])]) for peer in pairs}
 
 
