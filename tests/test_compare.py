@@ -247,3 +247,38 @@ def test_bootstrap_cis_are_reproducible_and_do_not_depend_on_the_other_algorithm
     np.testing.assert_array_equal(probs["td3"], compare.improvement_probabilities(scores, "dspg")["td3"])
     pair = {algo: scores[algo] for algo in ("dspg", "td3")}
     np.testing.assert_array_equal(probs["td3"], compare.improvement_probabilities(pair, "dspg")["td3"])
+
+
+def test_a_partial_call_reports_every_run_under_out(tmp_path):
+    def fake_run(spec: str, algo: str, seed: int, final: float, record: str = "done.json") -> None:
+        run = tmp_path / compare.slug(spec) / f"{algo}_{seed}"
+        run.mkdir(parents=True)
+        np.savez(run / "evaluations.npz", timesteps=np.array([100, 200]), results=np.full((2, 3), final))
+        (run / record).write_text(json.dumps(dict(env=spec, algo=algo, seed=seed, final_return=final, error="Boom")))
+
+    # runs made by earlier calls: two worlds of the suite (listed after hit_bandit in it), a variant, a failure
+    for seed in (0, 1):
+        fake_run("Hopper-v5", "dspg", seed, 900.0 + seed)
+        fake_run("Hopper-v5", "td3", seed, 800.0)
+        fake_run("sb3_dspg/HitReach-v0", "dspg", seed, 2.0)
+        fake_run("sb3_dspg/HitReach-v0", "td3-explore", seed, 1.9)
+        fake_run("sb3_dspg/HitBandit-v0", "dspg", seed, 0.2)
+        fake_run("Hopper-v5", "dspg-crossq", seed, 950.0)
+    fake_run("Hopper-v5", "dspg", 7, 0.0, record="failed.json")
+    compare.main(["--suite", "noisy", "--worlds", "hit_bandit", "--algos", "dspg", "--seeds", "0", "--out", str(tmp_path),
+                  "--report-only"])  # fmt: skip
+    text = (tmp_path / "results.md").read_text()
+    sections = [line for line in text.splitlines() if line.startswith("## ") and "-v" in line]
+    assert sections == ["## sb3_dspg/HitBandit-v0", "## sb3_dspg/HitReach-v0", "## Hopper-v5"]  # the suite's order
+    assert "| td3-explore | 2 |" in text and "| dspg | 2 | 900.5" in text  # other algorithms and seeds too
+    assert "| Hopper-v5 | dspg | 7 | `Boom` |" in text  # a failed run of an earlier call is reported, not dropped
+    assert "dspg_7" not in {p.parent.name for p in tmp_path.glob("*/*/done.json")}
+    # an algorithm found under --out can be the reference; one that is nowhere cannot
+    compare.main(
+        ["--envs", "Hopper-v5", "--algos", "td3", "--out", str(tmp_path), "--report-only", "--reference", "dspg-crossq"]
+    )
+    assert "| Hopper-v5 | 950 [950, 950] | td3 800 [800, 800] |" in (tmp_path / "results_dspg-crossq.md").read_text()
+    with pytest.raises(SystemExit):
+        compare.main(
+            ["--envs", "Hopper-v5", "--algos", "td3", "--out", str(tmp_path), "--report-only", "--reference", "dspg-x"]
+        )

@@ -8,7 +8,9 @@ finished (``done.json``) is skipped, so an interrupted comparison resumes. Outpu
 ``evaluations.csv`` (every evaluation), ``results.md`` (per env: final IQM and mean with 95% stratified-
 bootstrap CIs across seeds, from ``rliable``; a hand-written section headed ``## Plan, budget and reading`` at
 its end is kept when it is rewritten), one learning-curve PNG per env, and with ``--sweep-param`` a
-PNG of final return against that env parameter. Needs the ``bench`` extra (``pip install -e ".[bench]"``).
+PNG of final return against that env parameter. The outputs cover every run under ``<out>``, whichever call
+made it, so a call that runs part of a grid (``--worlds``, ``--algos``) still rewrites the whole report.
+Needs the ``bench`` extra (``pip install -e ".[bench]"``).
 
 Env specs may carry keyword arguments: ``sb3_dspg/NoisyBandit-v0:noise_scale=0.4``.
 Hyper-parameters: :func:`sb3_dspg.hyperparams.tuned_hyperparams`, i.e. rl-zoo3's tuned ones for the peers
@@ -319,6 +321,28 @@ def failed_runs(out: Path, specs: list[str], algos: list[str], seeds: list[int])
     return failed
 
 
+def report_scope(
+    out: Path, specs: list[str], algos: list[str], seeds: list[int], order: list[str] | None = None
+) -> tuple[list[str], list[str], list[int]]:
+    """
+    What a report of ``out`` covers: the call's envs, algorithms and seeds, widened by every run recorded under
+    ``out`` (``done.json`` or ``failed.json``), so that a call that runs part of a grid still writes the report
+    of all of it.
+
+    :param order: where the specs found come in the report (e.g. the suite's, in world order); others follow sorted
+    :return: ``(specs, algos, seeds)``: the call's first, in its order, then the ones found
+    """
+    found = []
+    for path in [*out.glob("*/*/done.json"), *out.glob("*/*/failed.json")]:
+        record = json.loads(path.read_text())
+        if {"env", "algo", "seed"} <= set(record):
+            found.append((record["env"], record["algo"], int(record["seed"])))
+    rank = {spec: i for i, spec in enumerate(order or [])}
+    others = sorted({env for env, _, _ in found} - set(specs), key=lambda spec: (rank.get(spec, len(rank)), spec))
+    more_algos = sorted({algo for _, algo, _ in found} - set(algos))
+    return [*specs, *others], [*algos, *more_algos], sorted(set(seeds) | {seed for _, _, seed in found})
+
+
 def record_outcome(out: Path, job: Job, outcome: Any) -> str:
     """Write ``failed.json`` for a run that raised (cleared once it completes); return a one-line summary."""
     failed = out / slug(job.spec) / f"{job.algo}_{job.seed}" / "failed.json"
@@ -573,7 +597,7 @@ def report(
     lines = [
         header,
         "",
-        f"Command: `{command}`  ",
+        f"Command: `{command}` (the report covers every run under `--out`, whichever call made it)  ",
         f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, one torch thread per run.  ",
         "Final return: the last deterministic evaluation of each seed; IQM and mean across seeds with 95% "
         "stratified-bootstrap CIs (rliable); P(DSPG > peer): rliable's probability of improvement with its 95% CI. "
@@ -633,6 +657,8 @@ def report(
         lines += ["![performance profile](performance_profile.png)", ""]
     lines += sections
     for param, swept in (sweeps or {}).items():
+        if df.empty or not df["env"].isin(swept).any():  # a swept world with no completed run yet
+            continue
         plot_sweep(df, swept, algos, param, out / f"sweep_{param}.png")
         lines += [f"![sweep](sweep_{param}.png)", ""]
     failed = failed_runs(out, specs, algos, seeds)
@@ -694,7 +720,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (a local Ray's CPUs)")
     parser.add_argument("--out", default=None, help="default: runs/<suite name>, else runs/compare")
     parser.add_argument("--sweep-param", default=None, help="env kwarg that varies across --envs, for the sweep plot")
-    parser.add_argument("--report-only", action="store_true", help="only aggregate the completed runs")
+    parser.add_argument("--report-only", action="store_true", help="only aggregate the completed runs (all under --out)")
     parser.add_argument(
         "--reference", default="dspg", help="the DSPG (or DSPG variant) the report measures the peers against; "
         "not dspg: the report goes to results_<reference>.md"
@@ -730,13 +756,17 @@ def main(argv: list[str] | None = None) -> None:
             parse_algo(algo, variants)
         except argparse.ArgumentTypeError as error:
             parser.error(str(error))
-    if args.reference != "dspg" and (args.reference not in algos or not args.reference.startswith("dspg")):
-        parser.error(f"--reference: a DSPG among the grid's algorithms {algos}, got {args.reference!r}")
     out = Path(args.out or f"runs/{suite['name']}")
     out.mkdir(parents=True, exist_ok=True)
+    # the report covers every run under --out, not only this call's part of the grid
+    suite_specs = [spec for world in load_suite(args.suite)[1] for spec in world.specs] if args.suite else []
+    specs, report_algos, report_seeds = report_scope(
+        out, [spec for world in worlds for spec in world.specs], algos, seeds, suite_specs
+    )
+    if args.reference != "dspg" and (args.reference not in report_algos or not args.reference.startswith("dspg")):
+        parser.error(f"--reference: a DSPG among the algorithms {report_algos}, got {args.reference!r}")
     given = sys.argv[1:] if argv is None else argv
-    # the command that produces the runs (a --report-only call only re-aggregates them)
-    command = "sb3-dspg compare " + shlex.join(arg for arg in given if arg != "--report-only")
+    command = "sb3-dspg compare " + shlex.join(given)
 
     if not args.report_only:
         from tqdm import tqdm
@@ -761,9 +791,10 @@ def main(argv: list[str] | None = None) -> None:
             for job, outcome in outcomes:
                 overall.set_postfix_str(record_outcome(out, job, outcome))
                 overall.update()
-    specs = [spec for world in worlds for spec in world.specs]
-    sweeps = {world.sweep_param: world.specs for world in worlds if world.sweep_param}
-    print(report(out, specs, algos, seeds, command, sweeps, header, args.reference))
+    sweeps = {
+        world.sweep_param: world.specs for world in (load_suite(args.suite)[1] if args.suite else worlds) if world.sweep_param
+    }
+    print(report(out, specs, report_algos, report_seeds, command, sweeps, header, args.reference))
 
 
 if __name__ == "__main__":
