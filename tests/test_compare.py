@@ -282,3 +282,12 @@ def test_a_partial_call_reports_every_run_under_out(tmp_path):
         compare.main(
             ["--envs", "Hopper-v5", "--algos", "td3", "--out", str(tmp_path), "--report-only", "--reference", "dspg-x"]
         )
+
+
+def test_performance_profile_bands_are_reproducible(tmp_path):
+    rng = np.random.default_rng(0)
+    scores = {algo: rng.uniform(size=(5, 3)) for algo in ("dspg", "td3")}
+    for seed, name in ((1, "first.png"), (2, "second.png")):
+        np.random.seed(seed)  # rliable's bootstrap draws from the global generator
+        compare.plot_performance_profile(scores, tmp_path / name)
+    assert (tmp_path / "first.png").read_bytes() == (tmp_path / "second.png").read_bytes()

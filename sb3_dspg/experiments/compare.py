@@ -19,6 +19,7 @@ and ``sb3_dspg/hyperparams/dspg.yml`` for DSPG where an entry exists, otherwise 
 """
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -27,6 +28,7 @@ import shlex
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -423,6 +425,17 @@ def interval_estimates(scores: dict[str, np.ndarray], reps: int = 2000) -> tuple
     return _bootstrap(scores, aggregate, reps)
 
 
+@contextlib.contextmanager
+def _seeded_global_rng(seed: int = 0) -> Iterator[None]:
+    """NumPy's global generator seeded inside the block and restored after it (rliable resamples from it)."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def _bootstrap(scores: dict, func, reps: int) -> tuple[dict, dict]:
     """
     rliable's point estimates and stratified-bootstrap CIs, one key at a time from a fixed seed: a report is
@@ -433,14 +446,10 @@ def _bootstrap(scores: dict, func, reps: int) -> tuple[dict, dict]:
     from rliable import library as rly
 
     points, cis = {}, {}
-    state = np.random.get_state()
-    try:
-        for key, value in scores.items():
-            np.random.seed(0)
+    for key, value in scores.items():
+        with _seeded_global_rng():
             point, ci = rly.get_interval_estimates({key: value}, func, reps=reps)
-            points[key], cis[key] = point[key], ci[key]
-    finally:
-        np.random.set_state(state)
+        points[key], cis[key] = point[key], ci[key]
     return points, cis
 
 
@@ -507,7 +516,11 @@ def plot_performance_profile(scores: dict[str, np.ndarray], path: Path) -> None:
     from rliable import plot_utils
 
     taus = np.linspace(0.0, 1.0, 41)
-    profiles, cis = rly.create_performance_profile(scores, taus)
+    profiles, cis = {}, {}
+    for algo, score in scores.items():  # seeded per algorithm, like the tables' CIs
+        with _seeded_global_rng():
+            profile, ci = rly.create_performance_profile({algo: score}, taus)
+        profiles[algo], cis[algo] = profile[algo], ci[algo]
     fig, ax = plt.subplots(figsize=(6, 4))
     colors = {algo: f"C{i}" for i, algo in enumerate(scores)}
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, colors=colors,
