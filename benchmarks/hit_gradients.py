@@ -172,11 +172,12 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write a Markdown table here")
     args = parser.parse_args()
     th.set_num_threads(1)
-    rows = [
-        row for env_id in args.worlds for seed in args.seeds for algo in ALGOS for row in measure(env_id, algo, seed, args)
-    ]
-    if args.out:
-        write_table(rows, args, Path(args.out))
+    rows = []
+    for seed in args.seeds:
+        for env_id in args.worlds:
+            rows += [row for algo in ALGOS for row in measure(env_id, algo, seed, args)]
+            if args.out:  # after every seed of every world, so that an interrupted run keeps what it measured
+                write_table(rows, args, Path(args.out))
 
 
 def markdown(table) -> list[str]:
