@@ -154,8 +154,10 @@ def measure(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> list
             estimates["head"] = head_gradient(model, obs, at)
         row = dict(env=env_id, algo=algo, seed=seed, steps=checkpoint, mc_ceiling=ceiling, mc_s=time.perf_counter() - start)
         row["mc_norm"] = truth.norm(dim=1).mean().item()
+        weight = truth.norm(dim=1) / truth.norm(dim=1).sum()  # near an optimum the true direction is ill-defined
         for name, estimate in estimates.items():
-            row[f"cos_{name}"] = cosine_similarity(estimate, truth.float(), dim=1).mean().item()
+            cosines = cosine_similarity(estimate, truth.float(), dim=1)
+            row[f"cos_{name}"], row[f"wcos_{name}"] = cosines.mean().item(), (weight * cosines).sum().item()
         print(row, flush=True)
         rows.append(row)
     return rows
@@ -202,9 +204,12 @@ def write_table(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
     )
     table = pd.DataFrame({
         "DSPG head": dspg.cos_head, "DSPG critic ∇_a Q̂": dspg.cos_critic, "TD3-explore critic ∇_a Q̂": td3.cos_critic,
+        "DSPG head, weighted": dspg.wcos_head, "DSPG critic, weighted": dspg.wcos_critic,
+        "TD3-explore critic, weighted": td3.wcos_critic,
+        "‖∇_a Q^π‖ (DSPG / TD3)": dspg.mc_norm.round(3).astype(str) + " / " + td3.mc_norm.round(3).astype(str),
         "MC ceiling (DSPG / TD3)": dspg.mc_ceiling.round(2).astype(str) + " / " + td3.mc_ceiling.round(2).astype(str),
     })  # fmt: skip
-    summary = table.drop(columns="MC ceiling (DSPG / TD3)").groupby(level=["env", "steps"]).mean()
+    summary = table.iloc[:, :6].groupby(level=["env", "steps"]).mean()
     lines = [
         "# Which action-gradient is right on the hit worlds (Monte-Carlo ground truth)",
         "",
@@ -212,9 +217,10 @@ def write_table(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
         f"Machine: {platform.machine()} CPU, one torch thread. Settings: {args.states} states per checkpoint from the "
         f"latest {args.recent} transitions, {args.rollouts} rollouts per state and perturbation on HitReach "
         f"(the one-step HitBandit's is exact), horizon {args.horizon}, rewards Rao-Blackwellised (hit probabilities). "
-        "Cells: mean cosine over states "
-        "to the Monte-Carlo `∇_a Q^π(s, μ(s))` of the same model's policy (benchmarks/hit_gradients.py has the "
-        "protocol); the MC ceiling is the cosine between its two halves of rollouts.",
+        "Cells: mean cosine over states to the Monte-Carlo `∇_a Q^π(s, μ(s))` of the same model's policy "
+        "(benchmarks/hit_gradients.py has the protocol); *weighted*: each state's cosine weighted by `‖∇_a Q^π‖` (near "
+        "an optimum the true direction is ill-defined, and a plain mean counts those states fully); the MC ceiling "
+        "is the cosine between the gradients of its two halves of rollouts.",
         "",
         "## Mean over seeds",
         "",
