@@ -282,6 +282,9 @@ def test_a_partial_call_reports_every_run_under_out(tmp_path):
         compare.main(
             ["--envs", "Hopper-v5", "--algos", "td3", "--out", str(tmp_path), "--report-only", "--reference", "dspg-x"]
         )
+    with pytest.raises(SystemExit):  # refused before anything is written
+        compare.main(["--envs", "Hopper-v5", "--out", str(tmp_path / "new"), "--reference", "dspg-x"])
+    assert not (tmp_path / "new").exists()
 
 
 def test_performance_profile_bands_are_reproducible(tmp_path):

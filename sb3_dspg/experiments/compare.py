@@ -770,7 +770,6 @@ def main(argv: list[str] | None = None) -> None:
         except argparse.ArgumentTypeError as error:
             parser.error(str(error))
     out = Path(args.out or f"runs/{suite['name']}")
-    out.mkdir(parents=True, exist_ok=True)
     # the report covers every run under --out, not only this call's part of the grid
     suite_specs = [spec for world in load_suite(args.suite)[1] for spec in world.specs] if args.suite else []
     specs, report_algos, report_seeds = report_scope(
@@ -778,6 +777,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.reference != "dspg" and (args.reference not in report_algos or not args.reference.startswith("dspg")):
         parser.error(f"--reference: a DSPG among the algorithms {report_algos}, got {args.reference!r}")
+    out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
     command = "sb3-dspg compare " + shlex.join(given)
 
