@@ -34,6 +34,7 @@ from torch.nn.functional import cosine_similarity
 import sb3_dspg  # noqa: F401  (registers the worlds)
 from sb3_dspg.envs import NoisyBandit, sample_noise
 from sb3_dspg.experiments.compare import algo_class, grid_hyperparams
+from sb3_dspg.experiments.one_step import critic_gradient
 
 #: world -> (checkpoints in env steps, finite-difference step δ in action units)
 WORLDS = {"sb3_dspg/HitBandit-v0": ((2_000, 10_000), 0.03), "sb3_dspg/HitReach-v0": ((3_000, 10_000, 20_000), 0.05)}
@@ -121,12 +122,6 @@ def mc_gradient(world, model, obs: np.ndarray, at: np.ndarray, delta: float, rol
     return th.as_tensor(differences.mean(axis=0)), cosine_similarity(*halves, dim=1).mean().item()
 
 
-def critic_gradient(model, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-    """``∇_a Q̂_1(s, a)`` of the model's critic."""
-    actions = actions.clone().requires_grad_(True)
-    return th.autograd.grad(model.critic.q1_forward(obs, actions).sum(), actions)[0]
-
-
 @th.no_grad()
 def head_gradient(model, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
     """DSPG's gradient head ``H(s, a)`` (in the RMS-normalised units it is trained in)."""
@@ -149,7 +144,7 @@ def measure(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> list
         start = time.perf_counter()
         truth, ceiling = mc_gradient(env.unwrapped, model, obs_np, at_np, delta, args.rollouts, args.horizon, seed)
         obs, at = th.as_tensor(obs_np), th.as_tensor(at_np)
-        estimates = {"critic": critic_gradient(model, obs, at)}
+        estimates = {"critic": critic_gradient(model.policy, obs, at)}
         if algo == "dspg":
             estimates["head"] = head_gradient(model, obs, at)
         row = dict(env=env_id, algo=algo, seed=seed, steps=checkpoint, mc_ceiling=ceiling, mc_s=time.perf_counter() - start)

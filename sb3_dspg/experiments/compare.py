@@ -750,6 +750,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--worlds needs --suite")
     if args.suite:
         suite, worlds = load_suite(args.suite, args.worlds)
+        all_worlds = worlds if args.worlds is None else load_suite(args.suite)[1]  # what the report covers
         if args.envs:
             unknown = sorted(set(args.envs) - {spec for world in worlds for spec in world.specs})
             if unknown:
@@ -761,6 +762,7 @@ def main(argv: list[str] | None = None) -> None:
         suite = dict(name="compare", algos=["dspg", "ddpg", "td3", "sac"], seeds=[0, 1, 2])
         envs = args.envs or ["Pendulum-v1", "sb3_dspg/ActuatorPendulum-v1"]
         worlds = [World("cli", envs, args.timesteps, args.eval_freq, args.eval_episodes, args.sweep_param)]
+        all_worlds = worlds
         header = "# DSPG vs peers"
     algos, seeds = args.algos or suite["algos"], args.seeds or suite["seeds"]
     variants = dict(args.variant)
@@ -771,9 +773,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(str(error))
     out = Path(args.out or f"runs/{suite['name']}")
     # the report covers every run under --out, not only this call's part of the grid
-    suite_specs = [spec for world in load_suite(args.suite)[1] for spec in world.specs] if args.suite else []
     specs, report_algos, report_seeds = report_scope(
-        out, [spec for world in worlds for spec in world.specs], algos, seeds, suite_specs
+        out, [spec for world in worlds for spec in world.specs], algos, seeds, [s for w in all_worlds for s in w.specs]
     )
     if args.reference != "dspg" and (args.reference not in report_algos or not args.reference.startswith("dspg")):
         parser.error(f"--reference: a DSPG among the algorithms {report_algos}, got {args.reference!r}")
@@ -804,9 +805,7 @@ def main(argv: list[str] | None = None) -> None:
             for job, outcome in outcomes:
                 overall.set_postfix_str(record_outcome(out, job, outcome))
                 overall.update()
-    sweeps = {
-        world.sweep_param: world.specs for world in (load_suite(args.suite)[1] if args.suite else worlds) if world.sweep_param
-    }
+    sweeps = {world.sweep_param: world.specs for world in all_worlds if world.sweep_param}
     print(report(out, specs, report_algos, report_seeds, command, sweeps, header, args.reference))
 
 
