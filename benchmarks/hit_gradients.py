@@ -148,8 +148,8 @@ def measure(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> list
         if algo == "dspg":
             estimates["head"] = head_gradient(model, obs, at)
         row = dict(env=env_id, algo=algo, seed=seed, steps=checkpoint, mc_ceiling=ceiling, mc_s=time.perf_counter() - start)
-        row["mc_norm"] = truth.norm(dim=1).mean().item()
-        weight = truth.norm(dim=1) / truth.norm(dim=1).sum()  # near an optimum the true direction is ill-defined
+        norms = truth.norm(dim=1)
+        row["mc_norm"], weight = norms.mean().item(), norms / norms.sum()  # near an optimum the direction is ill-defined
         for name, estimate in estimates.items():
             cosines = cosine_similarity(estimate, truth.float(), dim=1)
             row[f"cos_{name}"], row[f"wcos_{name}"] = cosines.mean().item(), (weight * cosines).sum().item()
@@ -179,7 +179,7 @@ def main() -> None:
 
 def markdown(table) -> list[str]:
     """A pandas table with a (multi-)index as Markdown rows."""
-    names = [name for name in table.index.names]
+    names = list(table.index.names)
     rows = [f"| {' | '.join([*names, *table.columns])} |", "|" + "---|" * (len(names) + len(table.columns))]
     for index, values in table.iterrows():
         index = index if isinstance(index, tuple) else (index,)
