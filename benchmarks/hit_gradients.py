@@ -1,11 +1,13 @@
-"""Which action-gradient is right on the hit worlds: DSPG's head and a critic's ``∇_a Q̂`` against Monte Carlo.
+"""Which action-gradient is right: DSPG's head and a critic's ``∇_a Q̂`` against Monte Carlo.
 
-DSPG beats its peers on the one-step ``HitBandit-v0`` and ties them on the multi-step ``HitReach-v0``
-(``benchmarks/results/noisy/``). Both worlds are simple enough to simulate in batch, so the gradient every
-method is after, ``∇_a Q^π(s, a)`` at the policy's action, can be measured directly. This script trains DSPG and
-TD3 with Gaussian exploration noise 0.1 (``td3-explore``, the peer to beat on both worlds) with ``learn()`` under
-the suite's settings (untuned, ``net_arch=[256, 256]``), and at checkpoints compares, on states from the most
-recent replay data:
+DSPG beats its peers on the one-step ``HitBandit-v0``, ties them on the multi-step ``HitReach-v0`` and trails TD3
+on ``Hopper-v5`` (``benchmarks/results/noisy/``). The hit worlds are simple enough to simulate in batch, and
+Hopper is deterministic MuJoCo whose state is its observation (with ``x = 0``, on which nothing depends), so the
+gradient every method is after, ``∇_a Q^π(s, a)`` at the policy's action, can be measured directly. This script
+trains DSPG and TD3 with Gaussian exploration noise 0.1 (``td3-explore``, the peer to beat on the hit worlds; on
+Hopper it is rl-zoo3's tuned TD3, which explores so already) with ``learn()`` under the suite's settings (the hit
+worlds untuned, ``net_arch=[256, 256]``; Hopper at the ``hyperparams`` entries), and at checkpoints compares, on
+states from the most recent replay data:
 
 - DSPG's gradient head ``H(s, a)``, which its actor follows;
 - DSPG's own critic ``∇_a Q̂(s, a)`` (what DDPG-style DSPG would follow);
@@ -15,9 +17,12 @@ each against the Monte-Carlo gradient of *its own* policy's ``Q^π`` at ``a = μ
 each action coordinate with common random numbers over ``--rollouts`` rollouts, with the critics' own target (the
 same ``γ``, the actor plus TD3's clipped target smoothing noise on later steps, SB3's time-limit bootstrapping,
 i.e. no time limit, ``--horizon`` steps). ``a`` is kept ``δ`` inside the action bounds. The Monte Carlo's own noise
-is reported as the cosine between the gradients of its two halves of rollouts (its ceiling).
+is reported as the cosine between the gradients of its two halves of rollouts (its ceiling). On Hopper a rollout
+steps its own ``MjData`` through gymnasium's own ``step`` (its reward and termination) and ends when Hopper falls.
 
     python benchmarks/hit_gradients.py --seeds 0 1 --out benchmarks/results/hit_gradients.md
+    python benchmarks/hit_gradients.py --worlds Hopper-v5 --states 32 --rollouts 32 --horizon 200 \
+      --out benchmarks/results/hopper_gradients.md
 """
 
 import argparse
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import torch as th
 from torch.nn.functional import cosine_similarity
@@ -37,7 +43,11 @@ from sb3_dspg.experiments.compare import algo_class, grid_hyperparams
 from sb3_dspg.experiments.one_step import critic_gradient
 
 #: world -> (checkpoints in env steps, finite-difference step δ in action units)
-WORLDS = {"sb3_dspg/HitBandit-v0": ((2_000, 10_000), 0.03), "sb3_dspg/HitReach-v0": ((3_000, 10_000, 20_000), 0.05)}
+WORLDS = {
+    "sb3_dspg/HitBandit-v0": ((2_000, 10_000), 0.03),
+    "sb3_dspg/HitReach-v0": ((3_000, 10_000, 20_000), 0.05),
+    "Hopper-v5": ((20_000, 40_000), 0.05),
+}
 ALGOS = ["dspg", "td3-explore"]
 VARIANTS = {"td3-explore": {"noise_type": "normal", "noise_std": 0.1}}
 
@@ -82,6 +92,8 @@ def returns(world, model, obs: np.ndarray, first: np.ndarray, rollouts: int, hor
     :param first: ``(S, P, d)`` first actions
     :return: ``(rollouts, S, P)`` (``(1, S, P)`` on the bandit)
     """
+    if hasattr(world, "data"):
+        return mujoco_returns(world, model, obs, first, rollouts, horizon, seed)
     if world.noise != "bimodal" or getattr(world, "terminate_on_hit", False):
         raise ValueError("the worlds' defaults only: bimodal noise, episodes that do not end at a hit")
     if isinstance(world, NoisyBandit):  # one step: E[R | s, a] = P(‖a + ε − c(s)‖ < 0.25)
@@ -102,6 +114,46 @@ def returns(world, model, obs: np.ndarray, first: np.ndarray, rollouts: int, hor
         total += model.gamma**t * expected_hit(aim, goal, world.radius, world.step_size * world.noise_scale)
         move = action + sample_noise(rng, world.noise, world.noise_scale, shape)
         position = np.clip(position + world.step_size * move, -1.5, 1.5)
+    return total
+
+
+def mujoco_returns(world, model, obs: np.ndarray, first: np.ndarray, rollouts: int, horizon: int, seed: int) -> np.ndarray:
+    """
+    :func:`returns` on a MuJoCo locomotion world whose observation is its state but for ``x`` (Hopper-v5): every
+    rollout gets its own ``MjData`` set from the observation with ``x = 0`` and is stepped by the env's own
+    ``step`` (reward, termination), the policy evaluated for all rollouts at once; a rollout that falls ends.
+    """
+    base_data, (samples, starts, pair, d) = world.data, (rollouts, *first.shape)
+    nq = world.model.nq
+    datas = np.empty((samples, starts, pair), dtype=object)
+    for index in np.ndindex(datas.shape):
+        data = datas[index] = mujoco.MjData(world.model)
+        data.qpos[:] = np.concatenate([[0.0], obs[index[1], : nq - 1]])
+        data.qvel[:] = obs[index[1], nq - 1 :]  # the observation clips velocities at ±10: exact below that
+        mujoco.mj_forward(world.model, data)
+    rng = np.random.default_rng(seed)
+    state = np.broadcast_to(obs[None, :, None], (samples, starts, pair, obs.shape[-1])).copy()
+    action = np.broadcast_to(first[None], (samples, starts, pair, d))
+    total, alive = np.zeros(datas.shape), np.ones(datas.shape, dtype=bool)
+    try:
+        for t in range(horizon):
+            if t > 0:
+                smoothing = np.clip(
+                    model.target_policy_noise * rng.standard_normal((samples, starts, 1, d)),
+                    -model.target_noise_clip,
+                    model.target_noise_clip,
+                )
+                action = np.clip(actor_mean(model, state) + smoothing, -1.0, 1.0)
+            for index in np.argwhere(alive):
+                index = tuple(index)
+                world.data = datas[index]
+                state[index], reward, terminated, _, _ = world.step(action[index])
+                total[index] += model.gamma**t * reward
+                alive[index] = not terminated
+            if not alive.any():
+                break
+    finally:
+        world.data = base_data
     return total
 
 
@@ -206,12 +258,13 @@ def write_table(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
     })  # fmt: skip
     summary = table.iloc[:, :6].groupby(level=["env", "steps"]).mean()
     lines = [
-        "# Which action-gradient is right on the hit worlds (Monte-Carlo ground truth)",
+        "# Which action-gradient is right (Monte-Carlo ground truth)",
         "",
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {platform.machine()} CPU, one torch thread. Settings: {args.states} states per checkpoint from the "
-        f"latest {args.recent} transitions, {args.rollouts} rollouts per state and perturbation on HitReach "
-        f"(the one-step HitBandit's is exact), horizon {args.horizon}, rewards Rao-Blackwellised (hit probabilities). "
+        f"latest {args.recent} transitions, {args.rollouts} rollouts per state and perturbation (the one-step "
+        f"HitBandit's gradient is exact), horizon {args.horizon}; on the hit worlds the rewards are Rao-Blackwellised "
+        "(hit probabilities), on Hopper the only noise is the target policy's smoothing after the first step. "
         "Cells: mean cosine over states to the Monte-Carlo `∇_a Q^π(s, μ(s))` of the same model's policy "
         "(benchmarks/hit_gradients.py has the protocol); *weighted*: each state's cosine weighted by `‖∇_a Q^π‖` (near "
         "an optimum the true direction is ill-defined, and a plain mean counts those states fully); the MC ceiling "
