@@ -119,39 +119,36 @@ def returns(world, model, obs: np.ndarray, first: np.ndarray, rollouts: int, hor
 
 def mujoco_returns(world, model, obs: np.ndarray, first: np.ndarray, rollouts: int, horizon: int, seed: int) -> np.ndarray:
     """
-    :func:`returns` on a MuJoCo locomotion world whose observation is its state but for ``x`` (Hopper-v5): every
-    rollout gets its own ``MjData`` set from the observation with ``x = 0`` and is stepped by the env's own
-    ``step`` (reward, termination), the policy evaluated for all rollouts at once; a rollout that falls ends.
+    :func:`returns` on a MuJoCo locomotion world whose observation is its state but for ``x`` (Hopper-v5): one
+    start state at a time, each of its ``rollouts × P`` rollouts in an ``MjData`` of a pool (each holds MuJoCo's
+    13 MB arena, so not one per rollout of every state) set from the observation with ``x = 0`` and stepped by the
+    env's own ``step`` (reward, termination), the policy evaluated for all of them at once; a rollout that falls
+    ends.
     """
-    base_data, (samples, starts, pair, d) = world.data, (rollouts, *first.shape)
-    nq = world.model.nq
-    datas = np.empty((samples, starts, pair), dtype=object)
-    for index in np.ndindex(datas.shape):
-        data = datas[index] = mujoco.MjData(world.model)
-        data.qpos[:] = np.concatenate([[0.0], obs[index[1], : nq - 1]])
-        data.qvel[:] = obs[index[1], nq - 1 :]  # the observation clips velocities at ±10: exact below that
-        mujoco.mj_forward(world.model, data)
-    rng = np.random.default_rng(seed)
-    state = np.broadcast_to(obs[None, :, None], (samples, starts, pair, obs.shape[-1])).copy()
-    action = np.broadcast_to(first[None], (samples, starts, pair, d))
-    total, alive = np.zeros(datas.shape), np.ones(datas.shape, dtype=bool)
+    base_data, (samples, starts, pair, d), nq = world.data, (rollouts, *first.shape), world.model.nq
+    pool = np.array([mujoco.MjData(world.model) for _ in range(samples * pair)], dtype=object).reshape(samples, pair)
+    rng, total = np.random.default_rng(seed), np.zeros((samples, starts, pair))
     try:
-        for t in range(horizon):
-            if t > 0:
-                smoothing = np.clip(
-                    model.target_policy_noise * rng.standard_normal((samples, starts, 1, d)),
-                    -model.target_noise_clip,
-                    model.target_noise_clip,
-                )
-                action = np.clip(actor_mean(model, state) + smoothing, -1.0, 1.0)
-            for index in np.argwhere(alive):
-                index = tuple(index)
-                world.data = datas[index]
-                state[index], reward, terminated, _, _ = world.step(action[index])
-                total[index] += model.gamma**t * reward
-                alive[index] = not terminated
-            if not alive.any():
-                break
+        for start in range(starts):
+            for data in pool.flat:
+                mujoco.mj_resetData(world.model, data)
+                data.qpos[:] = np.concatenate([[0.0], obs[start, : nq - 1]])
+                data.qvel[:] = obs[start, nq - 1 :]  # the observation clips velocities at ±10: exact below that
+                mujoco.mj_forward(world.model, data)
+            state = np.broadcast_to(obs[start], (samples, pair, obs.shape[-1])).copy()
+            action, alive = np.broadcast_to(first[start], (samples, pair, d)), np.ones((samples, pair), dtype=bool)
+            for t in range(horizon):
+                if t > 0:  # the smoothing noise is shared by the P first actions (common random numbers)
+                    noise = model.target_policy_noise * rng.standard_normal((samples, 1, d))
+                    smoothing = np.clip(noise, -model.target_noise_clip, model.target_noise_clip)
+                    action = np.clip(actor_mean(model, state) + smoothing, -1.0, 1.0)
+                for sample, perturbation in np.argwhere(alive):
+                    world.data = pool[sample, perturbation]
+                    state[sample, perturbation], reward, terminated, _, _ = world.step(action[sample, perturbation])
+                    total[sample, start, perturbation] += model.gamma**t * reward
+                    alive[sample, perturbation] = not terminated
+                if not alive.any():
+                    break
     finally:
         world.data = base_data
     return total
