@@ -177,6 +177,19 @@ def head_gradient(model, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
     return model.grad_head(model.grad_head.features(obs), actions)
 
 
+def actor_update(model, obs: th.Tensor, direction: th.Tensor) -> th.Tensor:
+    """
+    ``Σ_s J_θ μ(s)ᵀ v(s)``, flattened: the step in the actor's parameters that following ``v`` at every state makes
+    (what an actor update does with a batch), so that its cosine between two ``v`` says how alike the updates are.
+
+    :param direction: ``(S, d)`` action-gradients ``v(s)`` at ``μ(s)``
+    """
+    parameters = list(model.actor.parameters())
+    with th.enable_grad():
+        grads = th.autograd.grad((model.actor(obs) * direction).sum(), parameters)
+    return th.cat([grad.flatten() for grad in grads])
+
+
 def measure(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> list[dict]:
     """Train one model to each checkpoint of its world and measure its gradients there."""
     checkpoints, delta = WORLDS[env_id]
@@ -202,6 +215,8 @@ def measure(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> list
         for name, estimate in estimates.items():
             cosines = cosine_similarity(estimate, truth.float(), dim=1)
             row[f"cos_{name}"], row[f"wcos_{name}"] = cosines.mean().item(), (weight * cosines).sum().item()
+            updates = actor_update(model, obs, estimate), actor_update(model, obs, truth.float())
+            row[f"update_cos_{name}"] = cosine_similarity(*updates, dim=0).item()
         print(row, flush=True)
         rows.append(row)
     return rows
@@ -250,10 +265,14 @@ def write_table(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
         "DSPG head": dspg.cos_head, "DSPG critic ∇_a Q̂": dspg.cos_critic, "TD3-explore critic ∇_a Q̂": td3.cos_critic,
         "DSPG head, weighted": dspg.wcos_head, "DSPG critic, weighted": dspg.wcos_critic,
         "TD3-explore critic, weighted": td3.wcos_critic,
+        **({  # runs before the column was added have none
+            "DSPG head, actor update": dspg.update_cos_head, "DSPG critic, actor update": dspg.update_cos_critic,
+            "TD3-explore critic, actor update": td3.update_cos_critic,
+        } if "update_cos_head" in dspg else {}),
+        "MC ceiling, DSPG": dspg.mc_ceiling, "MC ceiling, TD3-explore": td3.mc_ceiling,
         "‖∇_a Q^π‖ (DSPG / TD3)": dspg.mc_norm.round(3).astype(str) + " / " + td3.mc_norm.round(3).astype(str),
-        "MC ceiling (DSPG / TD3)": dspg.mc_ceiling.round(2).astype(str) + " / " + td3.mc_ceiling.round(2).astype(str),
     })  # fmt: skip
-    summary = table.iloc[:, :6].groupby(level=["env", "steps"]).mean()
+    summary = table.iloc[:, :-1].groupby(level=["env", "steps"]).mean()
     lines = [
         "# Which action-gradient is right (Monte-Carlo ground truth)",
         "",
@@ -264,8 +283,11 @@ def write_table(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
         "(hit probabilities), on Hopper the only noise is the target policy's smoothing after the first step. "
         "Cells: mean cosine over states to the Monte-Carlo `∇_a Q^π(s, μ(s))` of the same model's policy "
         "(benchmarks/hit_gradients.py has the protocol); *weighted*: each state's cosine weighted by `‖∇_a Q^π‖` (near "
-        "an optimum the true direction is ill-defined, and a plain mean counts those states fully); the MC ceiling "
-        "is the cosine between the gradients of its two halves of rollouts.",
+        "an optimum the true direction is ill-defined, and a plain mean counts those states fully); *actor update*: "
+        "the cosine between the actor-parameter steps `Σ_s J_θ μ(s)ᵀ v(s)` over the same states that the estimate "
+        "and the truth make (what a batch update does with them); the MC ceiling `c` is the mean cosine between the "
+        "gradients of its two halves of rollouts: with noise of equal size at every state a perfect estimator's "
+        "expected cosine to the whole Monte Carlo is about `√(2c / (1 + c))` (0.48 at `c` = 0.13, 0.82 at 0.5, 1 at 1).",
         "",
         "## Mean over seeds",
         "",
