@@ -21,7 +21,7 @@ is reported as the cosine between the gradients of its two halves of rollouts (i
 steps its own ``MjData`` through gymnasium's own ``step`` (its reward and termination) and ends when Hopper falls.
 
     python benchmarks/hit_gradients.py --seeds 0 1 --out benchmarks/results/hit_gradients.md
-    python benchmarks/hit_gradients.py --worlds Hopper-v5 --states 32 --rollouts 32 --horizon 200 \
+    python benchmarks/hit_gradients.py --worlds Hopper-v5 --seeds 0 1 2 --states 32 --rollouts 64 --horizon 300 \
       --out benchmarks/results/hopper_gradients.md
 """
 
@@ -212,11 +212,11 @@ def measure(env_id: str, algo: str, seed: int, args: argparse.Namespace) -> list
         row = dict(env=env_id, algo=algo, seed=seed, steps=checkpoint, mc_ceiling=ceiling, mc_s=time.perf_counter() - start)
         norms = truth.norm(dim=1)
         row["mc_norm"], weight = norms.mean().item(), norms / norms.sum()  # near an optimum the direction is ill-defined
+        true_update = actor_update(model, obs, truth.float())
         for name, estimate in estimates.items():
             cosines = cosine_similarity(estimate, truth.float(), dim=1)
             row[f"cos_{name}"], row[f"wcos_{name}"] = cosines.mean().item(), (weight * cosines).sum().item()
-            updates = actor_update(model, obs, estimate), actor_update(model, obs, truth.float())
-            row[f"update_cos_{name}"] = cosine_similarity(*updates, dim=0).item()
+            row[f"update_cos_{name}"] = cosine_similarity(actor_update(model, obs, estimate), true_update, dim=0).item()
         print(row, flush=True)
         rows.append(row)
     return rows
