@@ -29,6 +29,14 @@ def test_env_spec_parsing_and_hyperparameter_lookup():
     assert compare.grid_hyperparams("dspg", "Pendulum-v1", (1,), ["dspg", "td3"])[1] == "tuned"
 
 
+def test_sweep_level_falls_back_to_the_registration_and_the_constructor_default():
+    assert compare.sweep_level("sb3_dspg/HitBandit-v0:noise_scale=0.45", "noise_scale") == 0.45  # the spec's own
+    assert compare.sweep_level("sb3_dspg/HitBandit-v0", "reward") == "hit"  # the registration's kwargs
+    assert compare.sweep_level("sb3_dspg/HitBandit-v0", "noise_scale") == 0.3  # NoisyBandit's default
+    with pytest.raises(ValueError, match="sweep_param.*'radius'"):
+        compare.sweep_level("sb3_dspg/HitBandit-v0", "radius")
+
+
 def test_tiny_comparison_writes_outputs_and_resumes(tmp_path):
     envs = ["sb3_dspg/NoisyBandit-v0:noise_scale=0.2", "sb3_dspg/NoisyBandit-v0:noise_scale=0.4"]
     args = ["--algos", "dspg-pretrain=150", "td3", "--envs", *envs,

@@ -123,6 +123,31 @@ def parse_env_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return env_id, kwargs
 
 
+def sweep_level(spec: str, param: str) -> Any:
+    """
+    The value of env kwarg ``param`` in ``spec``: its own, else the registration's, else the env constructor's
+    default (so a sweep can list the base env, ``sb3_dspg/HitBandit-v0``, next to its variants).
+
+    :raises ValueError: the env takes no such parameter
+    """
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import sb3_dspg  # noqa: F401  (registers the sb3_dspg/ ids)
+
+    env_id, kwargs = parse_env_spec(spec)
+    registered = gym.spec(env_id)
+    if param in kwargs or param in registered.kwargs:
+        return kwargs.get(param, registered.kwargs.get(param))
+    entry = registered.entry_point
+    default = inspect.signature(load_env_creator(entry) if isinstance(entry, str) else entry).parameters.get(param)
+    if default is None or default.default is inspect.Parameter.empty:
+        raise ValueError(f"sweep_param: {env_id} has no keyword argument {param!r} with a default")
+    return default.default
+
+
 def slug(spec: str) -> str:
     return spec.replace("/", "_").replace(":", "__").replace("=", "-").replace(",", "_")
 
@@ -563,11 +588,11 @@ def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    levels = [parse_env_spec(spec)[1].get(param) for spec in specs]
+    levels = sorted((sweep_level(spec, param), spec) for spec in specs)
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, algo in enumerate(algos):
         xs, means, lows, highs = [], [], [], []
-        for level, spec in zip(levels, specs, strict=True):
+        for level, spec in levels:
             scores = final_scores(df, spec, [algo])
             if algo in scores:
                 point, ci = interval_estimates(scores, reps=500)
