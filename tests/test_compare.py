@@ -33,7 +33,7 @@ def test_sweep_level_falls_back_to_the_registration_and_the_constructor_default(
     assert compare.sweep_level("sb3_dspg/HitBandit-v0:noise_scale=0.45", "noise_scale") == 0.45  # the spec's own
     assert compare.sweep_level("sb3_dspg/HitBandit-v0", "reward") == "hit"  # the registration's kwargs
     assert compare.sweep_level("sb3_dspg/HitBandit-v0", "noise_scale") == 0.3  # NoisyBandit's default
-    with pytest.raises(ValueError, match="sweep_param.*'radius'"):
+    with pytest.raises(ValueError, match=r"sweep_param.*'radius'"):
         compare.sweep_level("sb3_dspg/HitBandit-v0", "radius")
 
 
