@@ -277,10 +277,23 @@ def test_a_partial_call_reports_every_run_under_out(tmp_path):
                   "--report-only"])  # fmt: skip
     text = (tmp_path / "results.md").read_text()
     sections = [line for line in text.splitlines() if line.startswith("## ") and "-v" in line]
-    assert sections == ["## sb3_dspg/HitBandit-v0", "## sb3_dspg/HitReach-v0", "## Hopper-v5"]  # the suite's order
+    assert sections == ["## sb3_dspg/HitReach-v0", "## Hopper-v5", "## sb3_dspg/HitBandit-v0"]  # the suite's order
     assert "| td3-explore | 2 |" in text and "| dspg | 2 | 900.5" in text  # other algorithms and seeds too
     assert "| Hopper-v5 | dspg | 7 | `Boom` |" in text  # a failed run of an earlier call is reported, not dropped
     assert "dspg_7" not in {p.parent.name for p in tmp_path.glob("*/*/done.json")}
+    # another partial call writes the same report: the suite's env order, one fixed algorithm order (rows, colours)
+    csv = (tmp_path / "evaluations.csv").read_text()
+    compare.main(["--suite", "noisy", "--worlds", "hopper", "--algos", "td3", "--seeds", "1", "--out",
+                  str(tmp_path), "--report-only"])  # fmt: skip
+    assert (tmp_path / "evaluations.csv").read_text() == csv
+    again = (tmp_path / "results.md").read_text()
+    assert again.split("\n", 3)[3] == text.split("\n", 3)[3]  # all but the header and the command line
+    assert [line.split(" |")[0] for line in again.splitlines() if line.startswith("| ") and " | 2 | " in line][:4] == [
+        "| dspg",
+        "| td3-explore",
+        "| dspg",
+        "| dspg-crossq",
+    ]  # HitReach: dspg, td3-explore; Hopper: dspg, dspg-crossq, td3
     # an algorithm found under --out can be the reference; one that is nowhere cannot
     compare.main(
         ["--envs", "Hopper-v5", "--algos", "td3", "--out", str(tmp_path), "--report-only", "--reference", "dspg-crossq"]

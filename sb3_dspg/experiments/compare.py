@@ -356,8 +356,10 @@ def report_scope(
     ``out`` (``done.json`` or ``failed.json``), so that a call that runs part of a grid still writes the report
     of all of it.
 
-    :param order: where the specs found come in the report (e.g. the suite's, in world order); others follow sorted
-    :return: ``(specs, algos, seeds)``: the call's first, in its order, then the ones found
+    :param order: the order of the specs in the report (the suite's, in world order: then the call's specs take
+        their place in it too); specs it does not list follow sorted
+    :return: ``(specs, algos, seeds)``; the algorithms in one fixed order (:data:`ALGO_NAMES`, each followed by its
+        variants, sorted), so that an algorithm keeps its row and its colour whichever call writes the report
     """
     found = []
     for path in [*out.glob("*/*/done.json"), *out.glob("*/*/failed.json")]:
@@ -365,9 +367,17 @@ def report_scope(
         if {"env", "algo", "seed"} <= set(record):
             found.append((record["env"], record["algo"], int(record["seed"])))
     rank = {spec: i for i, spec in enumerate(order or [])}
-    others = sorted({env for env, _, _ in found} - set(specs), key=lambda spec: (rank.get(spec, len(rank)), spec))
-    more_algos = sorted({algo for _, algo, _ in found} - set(algos))
-    return [*specs, *others], [*algos, *more_algos], sorted(set(seeds) | {seed for _, _, seed in found})
+    found_specs = {env for env, _, _ in found} - set(specs)
+    if order:  # every spec in the suite's order, the call's too
+        specs, found_specs = [], found_specs | set(specs)
+    others = sorted(found_specs, key=lambda spec: (rank.get(spec, len(rank)), spec))
+
+    def algo_rank(algo: str) -> tuple[int, bool, str]:
+        base = algo.split("-")[0]
+        return (ALGO_NAMES.index(base) if base in ALGO_NAMES else len(ALGO_NAMES), algo != base, algo)
+
+    ordered = sorted({*algos, *(algo for _, algo, _ in found)}, key=algo_rank)
+    return [*specs, *others], ordered, sorted(set(seeds) | {seed for _, _, seed in found})
 
 
 def record_outcome(out: Path, job: Job, outcome: Any) -> str:
