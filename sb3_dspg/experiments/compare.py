@@ -367,10 +367,10 @@ def report_scope(
         if {"env", "algo", "seed"} <= set(record):
             found.append((record["env"], record["algo"], int(record["seed"])))
     rank = {spec: i for i, spec in enumerate(order or [])}
-    found_specs = {env for env, _, _ in found} - set(specs)
+    found_specs = {env for env, _, _ in found}
     if order:  # every spec in the suite's order, the call's too
         specs, found_specs = [], found_specs | set(specs)
-    others = sorted(found_specs, key=lambda spec: (rank.get(spec, len(rank)), spec))
+    others = sorted(found_specs - set(specs), key=lambda spec: (rank.get(spec, len(rank)), spec))
 
     def algo_rank(algo: str) -> tuple[int, bool, str]:
         base = algo.split("-")[0]
