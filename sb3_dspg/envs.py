@@ -53,6 +53,13 @@ class NoisyBandit(gym.Env):
     :param reward: ``quadratic`` (above) or ``hit``: ``R = 1[‖y − c(s)‖ < 0.25]``, a reward region the
         outcome must hit, discontinuous in the outcome (``∇_a Q̂`` of a critic fitted to 0/1 returns is
         a poor guide there; ``expected_reward`` is then not available in closed form)
+    :param outcome_dim: ``m``, with ``1 ≤ m ≤ d``. When given, the outcome is ``y = P a + ε`` in ``m``
+        dimensions, ``P`` an ``m × d`` map with orthonormal rows (fixed by ``task_seed``), and the target
+        ``c(s)`` is ``m``-dimensional: the same ``m``-dimensional task embedded in a ``d``-dimensional action,
+        ``d − m`` of whose directions do nothing. Then ``E[R | s, a] = −‖P a − c(s)‖² − m·noise_scale²`` and
+        ``∇_a E[R | s, a] = −2Pᵀ(P a − c(s))``; the optimal actions are those with ``P a = c(s)``, and with
+        ``reward="hit"`` the best hit rate does not fall with ``d`` (a test of high action dimensions whose
+        difficulty stays put). ``None`` (default): ``y = a + ε``, ``P = I``.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -65,7 +72,10 @@ class NoisyBandit(gym.Env):
         noise_scale: float = 0.3,
         task_seed: int = 0,
         reward: str = "quadratic",
+        outcome_dim: int | None = None,
     ):
+        if outcome_dim is not None and not (isinstance(outcome_dim, int) and 1 <= outcome_dim <= action_dim):
+            raise ValueError(f"outcome_dim: must be None or an int in [1, action_dim={action_dim}], got {outcome_dim!r}")
         if reward not in ("quadratic", "hit"):
             raise ValueError(f"reward: must be 'quadratic' or 'hit', got {reward!r}")
         self.reward_kind = reward
@@ -74,28 +84,35 @@ class NoisyBandit(gym.Env):
         if not noise_scale >= 0:
             raise ValueError(f"noise_scale: must be >= 0, got {noise_scale!r}")
         self.action_dim, self.context_dim, self.noise, self.noise_scale = action_dim, context_dim, noise, noise_scale
-        self.weights = np.random.default_rng(task_seed).standard_normal((action_dim, context_dim)) / np.sqrt(context_dim)
+        self.outcome_dim = action_dim if outcome_dim is None else outcome_dim
+        rng = np.random.default_rng(task_seed)
+        self.weights = rng.standard_normal((self.outcome_dim, context_dim)) / np.sqrt(context_dim)
+        # P: orthonormal rows from the QR factors of a Gaussian matrix (identity when no outcome_dim is given)
+        self.projection = np.eye(action_dim)
+        if outcome_dim is not None:
+            self.projection = np.linalg.qr(rng.standard_normal((action_dim, outcome_dim)))[0].T
         self.action_space = spaces.Box(-1.0, 1.0, (action_dim,), dtype=np.float32)
-        bound = np.concatenate([np.ones(context_dim), np.full(action_dim, 10.0)]).astype(np.float32)
+        bound = np.concatenate([np.ones(context_dim), np.full(self.outcome_dim, 10.0)]).astype(np.float32)
         self.observation_space = spaces.Box(-bound, bound, dtype=np.float32)
         self._context = np.zeros(context_dim)
 
     def target(self, context: np.ndarray) -> np.ndarray:
-        """``c(s)``, the optimal action."""
+        """``c(s)``, the optimal action (with ``outcome_dim``: the optimal ``P a``)."""
         return 0.8 * np.tanh(2.0 * context @ self.weights.T)
 
     def expected_reward(self, context: np.ndarray, action: np.ndarray) -> np.ndarray:
         """``E[R | s, a]`` of the quadratic reward."""
-        return -np.sum((action - self.target(context)) ** 2, axis=-1) - self.action_dim * self.noise_scale**2
+        mean_outcome = action @ self.projection.T
+        return -np.sum((mean_outcome - self.target(context)) ** 2, axis=-1) - self.outcome_dim * self.noise_scale**2
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._context = self.np_random.uniform(-1.0, 1.0, self.context_dim)
-        return self._obs(np.zeros(self.action_dim)), {}
+        return self._obs(np.zeros(self.outcome_dim)), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        outcome = action + sample_noise(self.np_random, self.noise, self.noise_scale, (self.action_dim,))
+        outcome = self.projection @ action + sample_noise(self.np_random, self.noise, self.noise_scale, (self.outcome_dim,))
         distance2 = float(np.sum((outcome - self.target(self._context)) ** 2))
         if self.reward_kind == "hit":
             return self._obs(outcome), float(distance2 < 0.25**2), True, False, {}

@@ -116,3 +116,28 @@ def test_hit_reach_rewards_the_disk_and_ends_at_the_first_hit_when_asked(termina
         assert terminated and len(rewards) == first_hit + 1
     else:
         assert not terminated and len(rewards) == 10 and set(rewards[first_hit:]) == {1.0}
+
+
+def test_bandit_outcome_dim_embeds_the_task_in_a_larger_action():
+    env = NoisyBandit(action_dim=8, outcome_dim=2, noise="gaussian", noise_scale=0.3)
+    projection = env.projection
+    assert projection.shape == (2, 8) and np.allclose(projection @ projection.T, np.eye(2))  # orthonormal rows
+    env.reset(seed=0)
+    context, action = env._context, np.random.default_rng(1).uniform(-0.5, 0.5, 8)
+    rewards = [env.step(action)[1] for _ in range(40_000)]
+    assert np.isclose(np.mean(rewards), env.expected_reward(context, action), atol=0.01)
+    # the d − m directions P ignores change nothing, sample by sample
+    null = np.linalg.svd(projection)[2][2:].T @ np.full(6, 0.05)
+    env.reset(seed=3)
+    first = env.step(action)
+    env.reset(seed=3)
+    moved = env.step(action + null)
+    assert first[0].shape == (2 + 2,) and np.array_equal(first[0], moved[0]) and np.isclose(first[1], moved[1], rtol=1e-12)
+    # any action with P a = c(s) is optimal
+    best = projection.T @ env.target(context)
+    assert env.expected_reward(context, best) > env.expected_reward(context, best + 0.05 * projection[0])
+
+
+def test_bandit_outcome_dim_must_fit_the_action():
+    with pytest.raises(ValueError, match=r"outcome_dim: must be None or an int in \[1, action_dim=2\]"):
+        NoisyBandit(action_dim=2, outcome_dim=3)
