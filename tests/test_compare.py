@@ -315,3 +315,25 @@ def test_performance_profile_bands_are_reproducible(tmp_path):
         np.random.seed(seed)  # rliable's bootstrap draws from the global generator
         compare.plot_performance_profile(scores, tmp_path / name)
     assert (tmp_path / "first.png").read_bytes() == (tmp_path / "second.png").read_bytes()
+
+
+def test_two_worlds_sweeping_one_parameter_get_a_plot_each(tmp_path, monkeypatch):
+    plotted = {}
+    monkeypatch.setattr(
+        compare, "plot_sweep", lambda df, specs, algos, param, path, title="": plotted.update({path.name: specs})
+    )
+    for spec in ("sb3_dspg/HitBandit-v0:noise_scale=0.45", "sb3_dspg/HitReach-v0:noise_scale=0.9"):
+        run = tmp_path / compare.slug(spec) / "dspg_0"
+        run.mkdir(parents=True)
+        np.savez(run / "evaluations.npz", timesteps=np.array([100]), results=np.full((1, 3), 0.5))
+        (run / "done.json").write_text(json.dumps(dict(env=spec, algo="dspg", seed=0, final_return=0.5)))
+    compare.main(["--suite", "noisy", "--worlds", "hit_bandit_spread", "--algos", "dspg", "--out", str(tmp_path),
+                  "--report-only"])  # fmt: skip
+    # both sweep noise_scale; each plot holds its own world's envs, never the other's
+    assert plotted["sweep_hit_bandit_spread.png"] == [
+        "sb3_dspg/HitBandit-v0:noise_scale=0.15",
+        "sb3_dspg/HitBandit-v0",
+        "sb3_dspg/HitBandit-v0:noise_scale=0.45",
+    ]
+    assert plotted["sweep_hit_reach_spread.png"] == ["sb3_dspg/HitReach-v0", "sb3_dspg/HitReach-v0:noise_scale=0.9"]
+    assert "![hit_reach_spread](sweep_hit_reach_spread.png)" in (tmp_path / "results.md").read_text()

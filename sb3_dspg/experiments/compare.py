@@ -592,7 +592,7 @@ def plot_curves(df, spec: str, algos: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path) -> None:
+def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -613,7 +613,11 @@ def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path) -
         if xs:
             ax.plot(xs, means, "o-", color=f"C{i}", label=algo)
             ax.fill_between(xs, lows, highs, color=f"C{i}", alpha=0.2)
-    ax.set(xlabel=param, ylabel="final IQM return (95% CI)", title=f"return against {param}")
+    ax.set(
+        xlabel=param,
+        ylabel="final IQM return (95% CI)",
+        title=f"{title}: return against {param}" if title else f"return against {param}",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -626,7 +630,7 @@ def report(
     algos: list[str],
     seeds: list[int],
     command: str,
-    sweeps: dict[str, list[str]] | None = None,
+    sweeps: dict[str, tuple[str, list[str]]] | None = None,
     header: str = "# DSPG vs peers",
     reference: str = "dspg",
 ) -> str:
@@ -634,7 +638,8 @@ def report(
     Write ``evaluations.csv``, ``results.md`` (a summary table of DSPG against the best peer per world, then per
     world: IQM and mean with 95% CIs, P(DSPG > peer), learning curves), sweep plots and a performance profile.
 
-    :param sweeps: env parameter -> the specs that sweep it (one plot each)
+    :param sweeps: plot name -> (the env parameter swept, the specs that sweep it): one plot each,
+        ``sweep_<name>.png`` (a suite's world name, so that two worlds sweeping one parameter get a plot each)
     :param reference: the DSPG whose probabilities of improvement and steps-to-return the report gives (a variant
         such as ``dspg-crossq``: the report is then ``results_<reference>.md``); peers are the algorithms that are
         not a DSPG
@@ -704,11 +709,11 @@ def report(
         plot_performance_profile(profile, out / "performance_profile.png")
         lines += ["![performance profile](performance_profile.png)", ""]
     lines += sections
-    for param, swept in (sweeps or {}).items():
+    for plot, (param, swept) in (sweeps or {}).items():
         if df.empty or not df["env"].isin(swept).any():  # a swept world with no completed run yet
             continue
-        plot_sweep(df, swept, algos, param, out / f"sweep_{param}.png")
-        lines += [f"![sweep](sweep_{param}.png)", ""]
+        plot_sweep(df, swept, algos, param, out / f"sweep_{plot}.png", title=plot)
+        lines += [f"![{plot}](sweep_{plot}.png)", ""]
     failed = failed_runs(out, specs, algos, seeds)
     if failed:
         lines += ["## Failed runs", "", "Not in the tables above; the same command runs them again.", ""]
@@ -840,7 +845,9 @@ def main(argv: list[str] | None = None) -> None:
             for job, outcome in outcomes:
                 overall.set_postfix_str(record_outcome(out, job, outcome))
                 overall.update()
-    sweeps = {world.sweep_param: world.specs for world in all_worlds if world.sweep_param}
+    # a suite's sweep plot is named after its world (two worlds may sweep one parameter), a command line's after the parameter
+    sweeps = {world.name if args.suite else world.sweep_param: (world.sweep_param, world.specs) for world in all_worlds
+              if world.sweep_param}  # fmt: skip
     print(report(out, specs, report_algos, report_seeds, command, sweeps, header, args.reference))
 
 
