@@ -9,9 +9,13 @@ the per-sample estimate ``ĝ`` and of the outcome score in the null space (where
 row space, with the advantage's mean. Usage::
 
     python benchmarks/embed_drift.py --dims 2 8 32 --steps 3000 --out benchmarks/results/embed_drift.md
+
+``--set key=value`` changes a DSPG setting (``learning_starts=1000``); ``--centre-advantage`` subtracts the batch
+mean of ``G − b`` before it multiplies the score (a probe of where the bias comes from, not a DSPG option).
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,7 +23,7 @@ import numpy as np
 import torch as th
 
 import sb3_dspg.envs  # registers the ids; sample_noise
-from sb3_dspg import DSPG
+from sb3_dspg import DSPG, score
 from sb3_dspg.estimator import estimate_action_gradient
 
 
@@ -46,14 +50,14 @@ def probe(model: DSPG, projection: th.Tensor, batch_size: int = 4096) -> dict[st
     }
 
 
-def run(dim: int, steps: int, chunk: int, seed: int) -> list[dict]:
+def run(dim: int, steps: int, chunk: int, seed: int, settings: dict) -> list[dict]:
     env = gym.make("sb3_dspg/HitBandit-v0", action_dim=dim, outcome_dim=2)
     world = env.unwrapped
     projection = th.tensor(world.projection, dtype=th.float32)
     contexts = np.random.default_rng(1).uniform(-1, 1, (500, world.context_dim))
     obs = np.concatenate([contexts, np.zeros((500, 2))], axis=1).astype(np.float32)
     noise = np.random.default_rng(2)
-    model = DSPG("MlpPolicy", env, seed=seed, policy_kwargs=dict(net_arch=[256, 256]))
+    model = DSPG("MlpPolicy", env, seed=seed, policy_kwargs=dict(net_arch=[256, 256]), **settings)
     rows = []
     for end in range(chunk, steps + 1, chunk):
         model.learn(chunk, reset_num_timesteps=False)
@@ -82,16 +86,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="DSPG settings (JSON values)")
+    parser.add_argument("--centre-advantage", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/embed_drift.md"))
     args = parser.parse_args()
     th.set_num_threads(1)
-    rows = [row for dim in args.dims for row in run(dim, args.steps, args.chunk, args.seed)]
+    settings = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
+    if args.centre_advantage:
+        score.action_gradient_estimate = lambda returns, baseline, outcome_score: (
+            ((returns - baseline) - (returns - baseline).mean()) * outcome_score
+        )
+    rows = [row for dim in args.dims for row in run(dim, args.steps, args.chunk, args.seed, settings)]
     columns = list(rows[0])
     lines = [
         "# DSPG on `hit_bandit_embed`: the actor against the directions the outcome does not inform",
         "",
         f"Command: `python benchmarks/embed_drift.py --dims {' '.join(map(str, args.dims))} --steps {args.steps} "
-        f"--chunk {args.chunk} --seed {args.seed} --out {args.out}` (one seed: a diagnostic, not a learning claim).",
+        f"--chunk {args.chunk} --seed {args.seed}{''.join(' --set ' + s for s in args.set)}"
+        f"{' --centre-advantage' if args.centre_advantage else ''} --out {args.out}` (one seed: a diagnostic, not a "
+        "learning claim).",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
