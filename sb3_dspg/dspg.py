@@ -85,6 +85,9 @@ class DSPG(OffPolicyAlgorithm):
     :param antithetic: noise each buffer action twice, ``a ± σ·η`` (variance reduction)
     :param grad_clip: clip ``ĝ`` at this many running RMS before the gradient head regresses on it
         (``math.inf`` disables it)
+    :param centre_advantage: subtract the batch mean of ``G − b`` before it multiplies the outcome score. It
+        removes a bias of ``ĝ`` along action directions the outcome does not inform (learned conditional and
+        unconditional scores differ there on average); unbiased either way for exact scores (docs/design.md §9)
     :param saturation_coef: weight of the penalty on the actor's pre-tanh activation beyond ``±2``
         that keeps it out of ``tanh`` saturation
     :param critic_type: the critic that gives DSPG its return signal and baseline: ``"td3"`` (TD3's twin Q with
@@ -142,6 +145,7 @@ class DSPG(OffPolicyAlgorithm):
         exploration_noise: float = 0.2,
         antithetic: bool = True,
         grad_clip: float = 3.0,
+        centre_advantage: bool = False,
         saturation_coef: float = 1.0,
         critic_type: str = "td3",
         stats_window_size: int = 100,
@@ -214,6 +218,7 @@ class DSPG(OffPolicyAlgorithm):
         self.exploration_noise = exploration_noise
         self.antithetic = antithetic
         self.grad_clip = grad_clip
+        self.centre_advantage = centre_advantage
         self.saturation_coef = saturation_coef
         self.critic_type = critic_type
         if critic_type != "td3":  # a copy: the caller's dict stays as given, and a TD3-critic file stores it unchanged
@@ -278,6 +283,7 @@ class DSPG(OffPolicyAlgorithm):
                 est = estimate_action_gradient(
                     self.denoiser, self.critic, self.grad_head, obs, replay_data.next_observations, replay_data.rewards,
                     actions, returns, self.denoise_sigma, self.cond_dropout, self.antithetic, self.grad_clip,
+                    centre_advantage=self.centre_advantage,
                 )  # fmt: skip
                 # Gradient head H(s, ã) regresses onto clip(ĝ)/RMS
                 head_features = self.grad_head.features(obs)

@@ -99,6 +99,7 @@ def estimate_action_gradient(
     antithetic: bool = True,
     grad_clip: float = 3.0,
     update_statistics: bool = True,
+    centre_advantage: bool = False,
 ) -> ActionGradientEstimate:
     """
     Noise the buffer actions, run the denoiser once over the doubled (outcome / null) batch, and turn
@@ -119,6 +120,8 @@ def estimate_action_gradient(
     :param grad_clip: clip ``ĝ`` at this many running RMS (``inf``: no clipping)
     :param update_statistics: fold this batch into the outcome normaliser and the RMS of ``ĝ``
         (``False`` to evaluate without changing the model)
+    :param centre_advantage: subtract the batch mean of ``G − b`` before it multiplies the score
+        (:func:`~sb3_dspg.score.action_gradient_estimate`)
     """
     n_noised = 2 if antithetic else 1
     step = denoising_step(denoiser, obs, next_obs, rewards, actions, sigma, cond_dropout, antithetic, update_statistics)
@@ -129,7 +132,7 @@ def estimate_action_gradient(
         noised_obs = cat_obs([obs] * n_noised)
         baseline = th.min(th.cat(critic(noised_obs, noised_actions), dim=1), dim=1, keepdim=True)[0]
         returns = returns.repeat(n_noised, 1)
-        grad_estimate = score.action_gradient_estimate(returns, baseline, outcome_score)
+        grad_estimate = score.action_gradient_estimate(returns, baseline, outcome_score, centre_advantage)
         rms = grad_head.update_scale(grad_estimate) if update_statistics else grad_head.grad_rms()
         head_target = score.clip_and_scale(grad_estimate, rms, grad_clip)
     advantage = returns - baseline

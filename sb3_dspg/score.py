@@ -71,7 +71,9 @@ def outcome_score(eps_cond: th.Tensor, eps_uncond: th.Tensor, sigma: float) -> t
     return (eps_uncond - eps_cond) / sigma
 
 
-def action_gradient_estimate(returns: th.Tensor, baseline: th.Tensor, score: th.Tensor) -> th.Tensor:
+def action_gradient_estimate(
+    returns: th.Tensor, baseline: th.Tensor, score: th.Tensor, centre_advantage: bool = False
+) -> th.Tensor:
     """
     Per-sample action-gradient estimate ``ĝ = (G − b(s, ã)) · score(ã, s, o)`` (§1.5).
 
@@ -79,12 +81,21 @@ def action_gradient_estimate(returns: th.Tensor, baseline: th.Tensor, score: th.
     must be evaluated at the *noised* action: given ``ã`` the clean action is part of the random
     outcome, and a baseline that sees it is correlated with the score (§1.4).
 
+    With ``centre_advantage`` the advantage's batch mean is subtracted first, ``ĝ = (A − Ā)·score``.
+    The exact score has mean 0 given ``(s, ã)``, so this changes nothing in expectation (up to ``O(1/N)``);
+    a *learned* score pair whose difference has a mean ``δ`` along a direction the outcome does not
+    inform adds ``Ā·δ`` to ``E[ĝ]``, and centring removes that term (docs/design.md §9).
+
     :param returns: return signal ``G``, ``(N, 1)``
     :param baseline: control variate ``b(s, ã)``, ``(N, 1)``
     :param score: outcome score, ``(N, d)``
+    :param centre_advantage: subtract the batch mean of ``G − b``
     :return: ``ĝ``, ``(N, d)``
     """
-    return (returns - baseline) * score
+    advantage = returns - baseline
+    if centre_advantage:
+        advantage = advantage - advantage.mean()
+    return advantage * score
 
 
 def clip_and_scale(grad: th.Tensor, rms: th.Tensor, clip: float) -> th.Tensor:

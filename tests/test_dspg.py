@@ -89,14 +89,29 @@ def test_non_finite_loss_stops_before_the_weights_change(tmp_path):
     assert np.array_equal(reloaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
 
 
+@pytest.mark.parametrize("centre_advantage", [False, True])
+def test_centre_advantage_reaches_every_estimate_of_the_training_step(centre_advantage, monkeypatch):
+    from sb3_dspg import score
+
+    calls, estimate = [], score.action_gradient_estimate
+
+    def spy(returns, baseline, outcome_score, centre=False):
+        calls.append(centre)
+        return estimate(returns, baseline, outcome_score, centre)
+
+    monkeypatch.setattr(score, "action_gradient_estimate", spy)
+    DSPG("MlpPolicy", "Pendulum-v1", seed=0, centre_advantage=centre_advantage, **SMALL).learn(150)
+    assert calls and set(calls) == {centre_advantage}
+
+
 def test_save_load_round_trip_predicts_identically_and_keeps_statistics(tmp_path):
-    model = DSPG("MlpPolicy", "Pendulum-v1", seed=0, denoise_sigma=0.15, cond_dropout=0.25, **SMALL)
+    model = DSPG("MlpPolicy", "Pendulum-v1", seed=0, denoise_sigma=0.15, cond_dropout=0.25, centre_advantage=True, **SMALL)
     model.learn(300)
     model.save(tmp_path / "model")
     loaded = DSPG.load(tmp_path / "model", env=gym.make("Pendulum-v1"))
     obs = np.random.default_rng(0).uniform(-1, 1, (16, 3)).astype(np.float32)
     assert np.array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
-    assert (loaded.denoise_sigma, loaded.cond_dropout) == (0.15, 0.25)
+    assert (loaded.denoise_sigma, loaded.cond_dropout, loaded.centre_advantage) == (0.15, 0.25, True)
     saved, restored = model.policy.state_dict(), loaded.policy.state_dict()
     assert set(saved) == set(restored)
     assert all(th.equal(saved[k], restored[k]) for k in saved)  # includes outcome_norm and grad_mean_square

@@ -103,6 +103,34 @@ def test_estimate_is_gradient_of_expected_return_with_noised_baseline():
     assert (g - truth).norm() / truth.norm() < 0.02
 
 
+def test_centring_the_advantage_removes_a_learned_score_bias_where_the_outcome_is_silent():
+    """
+    d = 4 actions, m = 3 outcomes: along the null direction ``n`` of ``A`` the exact score is 0. A learned score
+    pair whose difference has mean ``δ·n`` and an advantage with mean 0.5 (a baseline that runs low) bias ``ĝ`` by
+    ``0.5·δ·n``; centring the advantage removes exactly that, and the gradient stays the truth ``k·Aᵀw``.
+    """
+    world = LinearGaussianWorld(omega=0.3)
+    null = th.linalg.svd(world.A)[2][-1]  # A·n = 0
+    w = th.tensor([1.0, -2.0, 0.5])
+    gen = th.Generator().manual_seed(5)
+    _, noised, _, o = world.sample(400_000, gen)
+    returns = (o @ w)[:, None]
+    baseline = ((world.mu + world.k * (noised - world.mu)) @ world.A.T @ w)[:, None] - 0.5  # E[G | ã] − 0.5
+    exact = score.outcome_score(world.eps_cond(noised, o), world.eps_uncond(noised), world.sigma)
+    assert (exact @ null).abs().max() < 1e-8  # the exact score is silent along n
+    learned = exact + 0.2 * null  # a learned pair whose difference has mean 0.2·n
+    truth = world.k * world.A.T @ w
+    biased = score.action_gradient_estimate(returns, baseline, learned).mean(dim=0)
+    centred = score.action_gradient_estimate(returns, baseline, learned, centre_advantage=True).mean(dim=0)
+    assert th.isclose(biased @ null, th.tensor(0.5 * 0.2), atol=0.01)  # Ā·δ along n
+    assert (centred @ null).abs() < 0.01
+    assert (centred - truth).norm() / truth.norm() < 0.02
+    # with exact scores centring changes nothing beyond Monte Carlo error
+    plain = score.action_gradient_estimate(returns, baseline, exact).mean(dim=0)
+    centred_exact = score.action_gradient_estimate(returns, baseline, exact, centre_advantage=True).mean(dim=0)
+    assert (plain - truth).norm() / truth.norm() < 0.02 and (centred_exact - truth).norm() / truth.norm() < 0.02
+
+
 def test_clean_action_baseline_collapses_estimate_in_deterministic_world():
     """In a deterministic world a baseline at the clean action equals G, so the estimate vanishes."""
     world = LinearGaussianWorld(m=4, omega=0.3)  # square A: o = A·a reveals a exactly
