@@ -74,7 +74,7 @@ class NoisyBandit(gym.Env):
         reward: str = "quadratic",
         outcome_dim: int | None = None,
     ):
-        if outcome_dim is not None and not (isinstance(outcome_dim, int) and 1 <= outcome_dim <= action_dim):
+        if outcome_dim is not None and not (isinstance(outcome_dim, int | np.integer) and 1 <= outcome_dim <= action_dim):
             raise ValueError(f"outcome_dim: must be None or an int in [1, action_dim={action_dim}], got {outcome_dim!r}")
         if reward not in ("quadratic", "hit"):
             raise ValueError(f"reward: must be 'quadratic' or 'hit', got {reward!r}")
