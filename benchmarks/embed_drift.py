@@ -10,8 +10,7 @@ row space, with the advantage's mean. Usage::
 
     python benchmarks/embed_drift.py --dims 2 8 32 --steps 3000 --out benchmarks/results/embed_drift.md
 
-``--set key=value`` changes a DSPG setting (``learning_starts=1000``); ``--centre-advantage`` subtracts the batch
-mean of ``G − b`` before it multiplies the score (a probe of where the bias comes from, not a DSPG option).
+``--set key=value`` changes a DSPG setting (``learning_starts=1000``, ``centre_advantage=true``).
 """
 
 import argparse
@@ -23,7 +22,7 @@ import numpy as np
 import torch as th
 
 import sb3_dspg.envs  # registers the ids; sample_noise
-from sb3_dspg import DSPG, score
+from sb3_dspg import DSPG
 from sb3_dspg.estimator import estimate_action_gradient
 
 
@@ -38,7 +37,7 @@ def probe(model: DSPG, projection: th.Tensor, batch_size: int = 4096) -> dict[st
     est = estimate_action_gradient(
         model.denoiser, model.critic, model.grad_head, data.observations, data.next_observations, data.rewards,
         data.actions, model._return_signal(data), model.denoise_sigma, model.cond_dropout, model.antithetic,
-        model.grad_clip, update_statistics=False,
+        model.grad_clip, update_statistics=False, centre_advantage=model.centre_advantage,
     )  # fmt: skip
     g, score = est.grad_estimate, est.outcome_score
     return {
@@ -87,24 +86,18 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="DSPG settings (JSON values)")
-    parser.add_argument("--centre-advantage", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/embed_drift.md"))
     args = parser.parse_args()
     th.set_num_threads(1)
     settings = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
-    if args.centre_advantage:
-        score.action_gradient_estimate = lambda returns, baseline, outcome_score: (
-            ((returns - baseline) - (returns - baseline).mean()) * outcome_score
-        )
     rows = [row for dim in args.dims for row in run(dim, args.steps, args.chunk, args.seed, settings)]
     columns = list(rows[0])
     lines = [
         "# DSPG on `hit_bandit_embed`: the actor against the directions the outcome does not inform",
         "",
         f"Command: `python benchmarks/embed_drift.py --dims {' '.join(map(str, args.dims))} --steps {args.steps} "
-        f"--chunk {args.chunk} --seed {args.seed}{''.join(' --set ' + s for s in args.set)}"
-        f"{' --centre-advantage' if args.centre_advantage else ''} --out {args.out}` (one seed: a diagnostic, not a "
-        "learning claim).",
+        f"--chunk {args.chunk} --seed {args.seed}{' --set ' + ' '.join(args.set) if args.set else ''}"
+        f" --out {args.out}` (one seed: a diagnostic, not a learning claim).",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
