@@ -26,7 +26,14 @@ from pathlib import Path
 import torch as th
 from torch.nn.functional import cosine_similarity
 
-from sb3_dspg.experiments.one_step import OneStepWorld, batch_mean_estimates, blend_weight, critic_gradient, train_on_world
+from sb3_dspg.experiments.one_step import (
+    OneStepWorld,
+    batch_mean_estimates,
+    blend_weight,
+    critic_gradient,
+    precision_weighted_blend,
+    train_on_world,
+)
 from sb3_dspg.policies import DSPGPolicy
 
 
@@ -53,7 +60,22 @@ def evaluate(world: OneStepWorld, policy: DSPGPolicy, sigma: float, n_states: in
         w = blend_weight(policy)
         results["blend"] = metrics(w * head / shrink + (1 - w) * critic, truth)
         results["w"] = (w, float("nan"))
+    if hasattr(policy, "twin_heads"):  # the inverse-variance blend of the twin heads' and twin critics' means
+        blend, head_mean, w = precision_weighted_blend(policy, states, mean_actions, shrink)
+        results["twin-head mean"] = metrics(head_mean, truth)
+        results["∇_a Q̄ (twin mean)"] = metrics(
+            0.5 * sum(critic_gradient_of(policy, states, mean_actions, i) for i in (0, 1)), truth
+        )
+        results["precision blend"] = metrics(blend, truth)
+        results["w_iv"] = (float(w), float("nan"))
     return results
+
+
+def critic_gradient_of(policy: DSPGPolicy, s: th.Tensor, a: th.Tensor, index: int) -> th.Tensor:
+    """``∇_a Q̂_i(s, a)`` of one of the twin critics, ``(N, d)``."""
+    with th.enable_grad():
+        a = a.detach().clone().requires_grad_(True)
+        return th.autograd.grad(policy.critic(s, a)[index].sum(), a)[0]
 
 
 def main() -> None:
@@ -71,6 +93,11 @@ def main() -> None:
     )
     parser.add_argument("--reward", choices=["quadratic", "hit"], default="quadratic", help="hit: Gaussian/bimodal only")
     parser.add_argument("--blend", action="store_true", help="add the fitted blend of head and ∇_a Q̂ (under study)")
+    parser.add_argument(
+        "--precision-blend",
+        action="store_true",
+        help="add the inverse-variance blend of twin heads and twin critics (under study)",
+    )
     parser.add_argument("--sigma", type=float, default=0.2)
     parser.add_argument("--beta", type=float, default=0.4)
     parser.add_argument("--states", type=int, default=64)
@@ -92,10 +119,22 @@ def main() -> None:
         + ("; hit: of E[R] smoothed by N(0, kσ²), k = β²/(β²+σ²), DSPG's estimand (one_step.OneStepWorld)." * hit or "."),
         "",
         "| noise | d | head cos | head rel.err | batch-mean ĝ cos | batch-mean ĝ rel.err "
-        "| ∇_a Q̂ cos | ∇_a Q̂ rel.err |" + (" blend cos | blend rel.err | w (head) |" if args.blend else "") + " train s |",
-        "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if args.blend else "") + "---|",
+        "| ∇_a Q̂ cos | ∇_a Q̂ rel.err |"
+        + (" blend cos | blend rel.err | w (head) |" if args.blend else "")
+        + (
+            " twin-head mean cos | twin-head mean rel.err | ∇_a Q̄ cos | ∇_a Q̄ rel.err | precision blend cos "
+            "| precision blend rel.err | w (head) |"
+            if args.precision_blend
+            else ""
+        )
+        + " train s |",
+        "|---|---|---|---|---|---|---|---|"
+        + ("---|---|---|" if args.blend else "")
+        + ("---|---|---|---|---|---|---|" if args.precision_blend else "")
+        + "---|",
     ]
     columns = ("head", "batch-mean ĝ", "∇_a Q̂", *(("blend",) if args.blend else ()))
+    precision_columns = ("twin-head mean", "∇_a Q̄ (twin mean)", "precision blend")
     for noise in args.noises:
         for dim in args.dims:
             th.manual_seed(0)
@@ -103,12 +142,17 @@ def main() -> None:
             smoothing = shrink**0.5 * args.sigma if args.reward == "hit" else 0.0
             world = OneStepWorld(noise, dim=dim, beta=args.beta, reward=args.reward, smoothing=smoothing)
             start = time.perf_counter()
-            policy = train_on_world(world, args.sigma, args.steps[0], baseline=args.baseline, blend=args.blend)
+            policy = train_on_world(
+                world, args.sigma, args.steps[0], baseline=args.baseline, blend=args.blend, twin_heads=args.precision_blend
+            )
             wall = time.perf_counter() - start
             th.manual_seed(1)
             res = evaluate(world, policy, args.sigma, args.states)
             cells = " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in columns)
             cells += f" | {res['w'][0]:.2f}" if args.blend else ""
+            if args.precision_blend:
+                cells += " | " + " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in precision_columns)
+                cells += f" | {res['w_iv'][0]:.2f}"
             lines.append(f"| {noise} | {dim} | {cells} | {wall:.0f} |")
             print(lines[-1], flush=True)
     Path(args.out).write_text("\n".join(lines) + "\n")

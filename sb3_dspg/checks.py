@@ -31,6 +31,11 @@ HYPERPARAMETER_RULES: dict[str, tuple[Any, str]] = {
     "tau": (lambda v: 0 <= v <= 1, "in [0, 1] (0 freezes the target networks, as in TD3)"),
     "gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "critic_type": (lambda v: v in ("td3", "crossq"), "'td3' (TD3's critic, target networks) or 'crossq' (CrossQ's)"),
+    "critic_grad_weight": (
+        lambda v: v == "auto" or (not isinstance(v, bool) and 0 <= v <= 1),
+        "a number in [0, 1] (0: the gradient head alone, 1: the critic's ∇_a Q alone) or 'auto'",
+    ),
+    "n_grad_heads": (lambda v: v in (1, 2) and not isinstance(v, bool), "1 or 2"),
 }
 
 

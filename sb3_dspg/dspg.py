@@ -16,7 +16,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayB
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
-from sb3_dspg import crossq, pretraining, score
+from sb3_dspg import blend, crossq, pretraining, score
 from sb3_dspg.checks import (
     NonFiniteLossError,
     check_action_space,
@@ -88,6 +88,11 @@ class DSPG(OffPolicyAlgorithm):
     :param centre_advantage: subtract the batch mean of ``G − b`` before it multiplies the outcome score. It
         removes a bias of ``ĝ`` along action directions the outcome does not inform (learned conditional and
         unconditional scores differ there on average); unbiased either way for exact scores (docs/design.md §9)
+    :param critic_grad_weight: how much of the critic's ``∇_a Q̂`` the actor follows: ``c`` in
+        ``(1 − c)·H + c·∇_a Q̂`` (both in the head's units). ``0`` (default): the gradient head alone, pure DSPG, no
+        gradient through the critic; ``1``: a DDPG-style actor on the mean of the twin critics; ``"auto"``: the
+        inverse-variance weight per batch, from the disagreement of twin heads (each fitted to half of every batch)
+        and of the twin critics (:mod:`sb3_dspg.blend`, docs/design.md §11)
     :param saturation_coef: weight of the penalty on the actor's pre-tanh activation beyond ``±2``
         that keeps it out of ``tanh`` saturation
     :param critic_type: the critic that gives DSPG its return signal and baseline: ``"td3"`` (TD3's twin Q with
@@ -146,6 +151,7 @@ class DSPG(OffPolicyAlgorithm):
         antithetic: bool = True,
         grad_clip: float = 3.0,
         centre_advantage: bool = False,
+        critic_grad_weight: float | str = 0.0,
         saturation_coef: float = 1.0,
         critic_type: str = "td3",
         stats_window_size: int = 100,
@@ -168,7 +174,13 @@ class DSPG(OffPolicyAlgorithm):
             tau=tau,
             gamma=gamma,
             critic_type=critic_type,
+            critic_grad_weight=critic_grad_weight,
         )
+        if critic_grad_weight == blend.AUTO and (policy_kwargs or {}).get("n_grad_heads", 2) != 2:
+            raise ValueError(
+                f"critic_grad_weight: 'auto' needs twin gradient heads, but policy_kwargs['n_grad_heads']="
+                f"{policy_kwargs['n_grad_heads']!r}; leave n_grad_heads out"  # type: ignore[index]
+            )
         if (policy_kwargs or {}).get("critic_type", critic_type) != critic_type:
             raise ValueError(
                 f"critic_type: {critic_type!r} and policy_kwargs['critic_type']={policy_kwargs['critic_type']!r} "  # type: ignore[index]
@@ -219,10 +231,13 @@ class DSPG(OffPolicyAlgorithm):
         self.antithetic = antithetic
         self.grad_clip = grad_clip
         self.centre_advantage = centre_advantage
+        self.critic_grad_weight = critic_grad_weight
         self.saturation_coef = saturation_coef
         self.critic_type = critic_type
         if critic_type != "td3":  # a copy: the caller's dict stays as given, and a TD3-critic file stores it unchanged
             self.policy_kwargs = {**self.policy_kwargs, "critic_type": critic_type}
+        if critic_grad_weight == blend.AUTO:
+            self.policy_kwargs = {**self.policy_kwargs, "n_grad_heads": 2}
         self._cos_to_critic_grad = self._cos_head_to_critic_grad = math.nan
 
         if _init_setup_model:
@@ -288,13 +303,16 @@ class DSPG(OffPolicyAlgorithm):
                 # Gradient head H(s, ã) regresses onto clip(ĝ)/RMS
                 head_features = self.grad_head.features(obs)
                 n_noised = len(est.noised_actions) // len(actions)
-                head_loss = F.mse_loss(self.grad_head(head_features.repeat(n_noised, 1), est.noised_actions), est.head_target)
-                # Actor follows H(s, α(s)), kept out of tanh saturation (docs/design.md §3)
+                head_loss = self.grad_head.regression_loss(
+                    head_features.repeat(n_noised, 1), est.noised_actions, est.head_target, len(actions)
+                )
+                # Actor follows H(s, α(s)) (or its blend with ∇_a Q̂, sb3_dspg/blend.py), kept out of tanh saturation
                 policy_actions, pre_tanh = self.actor.forward_with_pre_tanh(obs)
-                with th.no_grad():
-                    head_grad = self.grad_head(head_features.detach(), policy_actions)
+                head_grad, actor_grad, critic_weight = blend.actor_gradient(
+                    self.grad_head, self.critic, head_features.detach(), obs, policy_actions, self.critic_grad_weight
+                )
                 saturation = score.saturation_penalty(pre_tanh)
-                actor_loss = score.surrogate_actor_loss(head_grad, policy_actions) + self.saturation_coef * saturation
+                actor_loss = score.surrogate_actor_loss(actor_grad, policy_actions) + self.saturation_coef * saturation
                 losses.update(denoiser_loss=est.denoiser_loss, head_loss=head_loss, actor_loss=actor_loss)
 
             # Nothing reaches the weights if a loss is NaN or infinite
@@ -312,6 +330,8 @@ class DSPG(OffPolicyAlgorithm):
                     polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
                 for key, value in self._diagnostics(est, losses, saturation, pre_tanh, obs, policy_actions, head_grad).items():
                     logs[key].append(value.detach())
+                if self.critic_grad_weight != 0:
+                    logs["critic_grad_weight"].append(critic_weight)
             logs["critic_loss"].append(critic_loss.detach())
 
         self.logger.record("train/n_updates", self._n_updates)

@@ -17,6 +17,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import Actor, ContinuousCritic, TD3Policy
 from torch import nn
+from torch.nn import functional as F
 
 from sb3_dspg import crossq
 from sb3_dspg.checks import check_hyperparameters
@@ -169,21 +170,58 @@ class GradientHead(_ExtractorNetwork):
     ``(s, ã)`` (docs/design.md §3). It also keeps the running mean square of ``ĝ`` (a buffer), by which
     its targets are scaled.
 
-    Constructor parameters as in :class:`_ExtractorNetwork`.
+    With ``n_heads=2`` it holds two copies, each regressed on its own half of every batch's transitions; their
+    mean is the head, their disagreement its variance (the inverse-variance blend, :mod:`sb3_dspg.blend`).
+
+    :param n_heads: ``1``, or ``2`` for twin heads
+    Other constructor parameters as in :class:`_ExtractorNetwork`.
     """
+
+    def __init__(self, *args: Any, n_heads: int = 1, **kwargs: Any):
+        self.n_heads = n_heads  # read by _build_net, which the base constructor calls
+        super().__init__(*args, **kwargs)
 
     def _build_net(self, features_dim: int, action_dim: int, net_arch: list[int], activation_fn: type[nn.Module]) -> None:
         self.grad_net = nn.Sequential(*create_mlp(features_dim + action_dim, action_dim, net_arch, activation_fn))
+        if self.n_heads == 2:  # a second copy; files with one head keep their keys
+            self.twin_net = nn.Sequential(*create_mlp(features_dim + action_dim, action_dim, net_arch, activation_fn))
         self.register_buffer("grad_mean_square", th.zeros(()))
         self.register_buffer("grad_count", th.zeros(()))
+
+    def _nets(self) -> list[nn.Module]:
+        return [self.grad_net, self.twin_net] if self.n_heads == 2 else [self.grad_net]
 
     def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """
         :param features: ``φ(s)`` from :meth:`features`, ``(N, features_dim)``
         :param actions: ``(N, d)``
-        :return: ``H(s, a)``, ``(N, d)``
+        :return: ``H(s, a)`` (the mean of the copies), ``(N, d)``
         """
-        return self.grad_net(th.cat([features, actions], dim=1))
+        heads = self.forward_each(features, actions)
+        return heads[0] if len(heads) == 1 else th.stack(heads).mean(dim=0)
+
+    def forward_each(self, features: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        """Every copy's ``H_i(s, a)``, ``(N, d)`` each."""
+        inputs = th.cat([features, actions], dim=1)
+        return tuple(net(inputs) for net in self._nets())
+
+    def regression_loss(self, features: th.Tensor, actions: th.Tensor, targets: th.Tensor, n_transitions: int) -> th.Tensor:
+        """
+        MSE of the head onto its targets at ``(s, ã)``; with twin heads each copy is fitted to its own half of the
+        transitions (rows ``i`` and ``n_transitions + i`` are one transition's antithetic pair).
+
+        :param features: ``φ(s)`` repeated to match the rows, ``(N, features_dim)``
+        :param actions: ``ã``, ``(N, d)``
+        :param targets: ``clip(ĝ)/RMS``, ``(N, d)``
+        :param n_transitions: ``B``, the number of transitions behind the ``N`` rows
+        """
+        inputs = th.cat([features, actions], dim=1)
+        if self.n_heads == 1:
+            return F.mse_loss(self.grad_net(inputs), targets)
+        first = th.arange(len(inputs), device=inputs.device) % n_transitions < n_transitions // 2
+        return sum(
+            F.mse_loss(net(inputs[rows]), targets[rows]) for net, rows in zip(self._nets(), (first, ~first), strict=True)
+        )  # type: ignore[return-value]
 
     @th.no_grad()
     def update_scale(self, grad: th.Tensor, momentum: float = 0.01) -> th.Tensor:
@@ -226,6 +264,7 @@ class DSPGPolicy(TD3Policy):
     :param critic_type: ``"td3"`` (TD3's twin-Q critic, trained with target networks) or ``"crossq"``
         (sb3-contrib's batch-renormalised ``CrossQCritic``, trained without targets; the actor's and the
         critic's Adam get ``betas=(0.5, 0.999)`` unless ``optimizer_kwargs`` names ``betas``; :mod:`sb3_dspg.crossq`)
+    :param n_grad_heads: ``1``, or ``2`` twin gradient heads (set by ``DSPG(critic_grad_weight="auto")``)
     """
 
     actor: DSPGActor
@@ -248,9 +287,11 @@ class DSPGPolicy(TD3Policy):
         n_critics: int = 2,
         share_features_extractor: bool = False,
         critic_type: str = "td3",
+        n_grad_heads: int = 1,
     ):
-        check_hyperparameters(critic_type=critic_type)
+        check_hyperparameters(critic_type=critic_type, n_grad_heads=n_grad_heads)
         self.critic_type = critic_type
+        self.n_grad_heads = n_grad_heads
         if isinstance(net_arch, dict):
             net_arch = _canonical_net_arch(net_arch)
         if optimizer_class is th.optim.Adam and _TORCH_HAS_CPU_FUSED_ADAM:
@@ -291,6 +332,8 @@ class DSPGPolicy(TD3Policy):
         for name, net_class in (("denoiser", ActionDenoiser), ("grad_head", GradientHead)):
             share = self.share_features_extractor
             kwargs = dict(self.net_args, net_arch=self._dspg_arch(name), share_features_extractor=share)
+            if net_class is GradientHead:
+                kwargs["n_heads"] = self.n_grad_heads
             net = net_class(**self._update_features_extractor(kwargs, shared)).to(self.device)
             params = [
                 p for param_name, p in net.named_parameters() if not (share and param_name.startswith("features_extractor"))
@@ -305,7 +348,7 @@ class DSPGPolicy(TD3Policy):
         return crossq.make_critic(critic_kwargs).to(self.device)  # type: ignore[return-value]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "critic_type": self.critic_type}
+        return {**super()._get_constructor_parameters(), "critic_type": self.critic_type, "n_grad_heads": self.n_grad_heads}
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> DSPGActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)

@@ -19,9 +19,9 @@ from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.td3.policies import ContinuousCritic
 from torch.nn import functional as F
 
-from sb3_dspg import score
+from sb3_dspg import blend, score
 from sb3_dspg.estimator import ActionGradientEstimate, denoising_step, estimate_action_gradient
-from sb3_dspg.policies import DSPGPolicy
+from sb3_dspg.policies import DSPGPolicy, GradientHead
 
 #: outcome-noise kinds whose hit probability has a closed form: ``(offsets of the modes, std of each mode)``
 HIT_MIXTURES = {"gaussian": ((0.0,), 0.3), "bimodal": ((-0.3, 0.3), 0.05)}
@@ -155,6 +155,7 @@ def train_on_world(
     pretrain_steps: int = 0,
     baseline: str = "critic",
     blend: bool = False,
+    twin_heads: bool = False,
 ) -> DSPGPolicy:
     """
     Train a DSPG policy's critic (TD3's loss with ``G = R``), denoiser and gradient head on fresh batches of
@@ -169,6 +170,9 @@ def train_on_world(
     :param blend: also fit the weight ``w`` of the head in the blend ``w·H + (1 − w)·∇_a Q̂`` on each fresh batch
         before anything learns from it (:func:`~sb3_dspg.score.stacking_terms`, running means over batches);
         :func:`blend_weight` reads it (an estimator option under study, not in DSPG)
+    :param twin_heads: also train two more heads, each on its own half of every batch's transitions
+        (``policy.twin_heads``), whose disagreement measures the head's variance for
+        :func:`precision_weighted_blend` (an estimator option under study, not in DSPG)
     """
     if baseline not in ("critic", "noised"):
         raise ValueError(f"baseline: 'critic' or 'noised', got {baseline!r}")
@@ -178,6 +182,11 @@ def train_on_world(
             **policy._update_features_extractor({**policy.critic_kwargs, "n_critics": 1})
         )
         policy.noised_baseline.optimizer = th.optim.Adam(policy.noised_baseline.parameters(), lr=1e-3)
+    if twin_heads:  # two more heads of the head's size, each fitted to its own half of the transitions
+        head_kwargs = policy._update_features_extractor(dict(policy.net_args, net_arch=policy._dspg_arch("grad_head")))
+        policy.twin_heads = [GradientHead(**head_kwargs) for _ in range(2)]
+        for head in policy.twin_heads:
+            head.optimizer = th.optim.Adam(head.parameters(), lr=1e-3)
     for _ in range(pretrain_steps):
         s = th.randn(batch, world.dim)
         a, y, _ = world.sample(s)
@@ -205,6 +214,13 @@ def train_on_world(
                 if not hasattr(policy, "blend_terms")
                 else tuple(0.99 * old + 0.01 * new for old, new in zip(policy.blend_terms, terms, strict=True))
             )
+        if twin_heads:  # rows i and B + i are one transition's antithetic pair: split transitions, not rows
+            half = th.arange(2 * batch) % batch < batch // 2
+            for head, rows in zip(policy.twin_heads, (half, ~half), strict=True):
+                twin_grad = head(head.features(est.noised_obs[rows]), est.noised_actions[rows])
+                head.optimizer.zero_grad()
+                F.mse_loss(twin_grad, est.head_target[rows]).backward()
+                head.optimizer.step()
         for net, loss in ((policy.critic, critic_loss), (policy.denoiser, est.denoiser_loss), (policy.grad_head, head_loss)):
             net.optimizer.zero_grad()
             loss.backward()
@@ -223,6 +239,27 @@ def blend_weight(policy: DSPGPolicy) -> float:
     """The fitted weight ``w ∈ [0, 1]`` of the head in the blend, from :func:`train_on_world` with ``blend=True``."""
     num, den = policy.blend_terms
     return float((num / den).clamp(0.0, 1.0))
+
+
+def precision_weighted_blend(
+    policy: DSPGPolicy, s: th.Tensor, a: th.Tensor, shrink: float = 1.0
+) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """
+    The inverse-variance blend of the twin heads' mean ``H̄`` and the twin critics' mean ``∇_a Q̄`` at ``(s, a)``
+    with :func:`sb3_dspg.blend.precision_weight`, as ``DSPG(critic_grad_weight="auto")`` weighs them: each
+    estimator's variance is read from the disagreement of its two copies, and the head gets the weight
+    ``w = v_Q / (v_H + v_Q)``, one per batch. Here the twin heads are extra heads next to the policy's own (so the
+    benchmark's other columns keep the one full-batch head). Needs :func:`train_on_world` with ``twin_heads=True``.
+
+    :param shrink: DSPG's shrinkage ``k``; the heads are divided by it (both estimators then target ``∇_a E[R]``)
+    :return: ``(blend, H̄, w)``, ``(N, d)``, ``(N, d)`` and a scalar
+    """
+    with th.no_grad():
+        heads = tuple(head(head.features(s), a) * policy.grad_head.grad_rms() / shrink for head in policy.twin_heads)
+    critic_grads = blend.critic_action_gradients(policy.critic, s, a)
+    w = 1 - blend.precision_weight(heads, critic_grads)
+    head_mean, critic_mean = th.stack(heads).mean(dim=0), th.stack(critic_grads).mean(dim=0)
+    return w * head_mean + (1 - w) * critic_mean, head_mean, w
 
 
 @th.no_grad()
