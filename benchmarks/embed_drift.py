@@ -10,7 +10,8 @@ row space, with the advantage's mean. Usage::
 
     python benchmarks/embed_drift.py --dims 2 8 32 --steps 3000 --out benchmarks/results/embed_drift.md
 
-``--set key=value`` changes a DSPG setting (``learning_starts=1000``, ``centre_advantage=true``).
+``--set key=value`` changes a DSPG setting (``learning_starts=1000``, ``centre_advantage=true``,
+``critic_grad_weight=\"auto\"``: then also the head's and the critic's shares of what the actor follows).
 """
 
 import argparse
@@ -22,7 +23,7 @@ import numpy as np
 import torch as th
 
 import sb3_dspg.envs  # registers the ids; sample_noise
-from sb3_dspg import DSPG
+from sb3_dspg import DSPG, blend
 from sb3_dspg.estimator import estimate_action_gradient
 
 
@@ -40,13 +41,27 @@ def probe(model: DSPG, projection: th.Tensor, batch_size: int = 4096) -> dict[st
         model.grad_clip, update_statistics=False, centre_advantage=model.centre_advantage,
     )  # fmt: skip
     g, score = est.grad_estimate, est.outcome_score
-    return {
+    row = {
         "ĝ mean, null": null_part(g, projection).mean(0).norm().item(),
         "ĝ mean, P": (g @ projection.T).mean(0).norm().item(),
         "ĝ SE per coordinate": (g.std(0).mean() / np.sqrt(len(g))).item(),
         "score mean, null": null_part(score, projection).mean(0).norm().item(),
         "advantage mean": est.advantage.mean().item(),
     }
+    if model.critic_grad_weight != 0:  # what the actor follows, split into the head's and the critic's share
+        obs, actions = data.observations, model.actor(data.observations).detach()
+        features = model.grad_head.features(obs).detach()
+        head, _, weight = blend.actor_gradient(model.grad_head, model.critic, features, obs, actions, model.critic_grad_weight)
+        slope = th.stack(blend.critic_action_gradients(model.critic, obs, actions)).mean(0) / model.grad_head.grad_rms()
+        head_share, critic_share = (1 - weight) * head, weight * slope
+        row.update({
+            "c": weight.item(),
+            "(1−c)·H mean, null": null_part(head_share, projection).mean(0).norm().item(),
+            "c·∇Q̄ mean, null": null_part(critic_share, projection).mean(0).norm().item(),
+            "(1−c)·H RMS": head_share.pow(2).sum(1).mean().sqrt().item(),
+            "c·∇Q̄ RMS": critic_share.pow(2).sum(1).mean().sqrt().item(),
+        })  # fmt: skip
+    return row
 
 
 def run(dim: int, steps: int, chunk: int, seed: int, settings: dict) -> list[dict]:
