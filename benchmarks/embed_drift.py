@@ -16,6 +16,7 @@ row space, with the advantage's mean. Usage::
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import gymnasium as gym
@@ -111,7 +112,7 @@ def main() -> None:
         "# DSPG on `hit_bandit_embed`: the actor against the directions the outcome does not inform",
         "",
         f"Command: `python benchmarks/embed_drift.py --dims {' '.join(map(str, args.dims))} --steps {args.steps} "
-        f"--chunk {args.chunk} --seed {args.seed}{' --set ' + ' '.join(args.set) if args.set else ''}"
+        f"--chunk {args.chunk} --seed {args.seed}{' --set ' + ' '.join(map(shlex.quote, args.set)) if args.set else ''}"
         f" --out {args.out}` (one seed: a diagnostic, not a learning claim).",
         "",
         "| " + " | ".join(columns) + " |",
