@@ -400,14 +400,7 @@ class DSPG(OffPolicyAlgorithm):
         A diagnostic must not change training: the critic runs in eval mode here (batch-norm statistics
         untouched, no dropout random numbers drawn).
         """
-        self.critic.set_training_mode(False)
-        try:
-            with th.enable_grad():
-                points = actions.detach().requires_grad_(True)
-                q_value = self.critic(obs, points)[0].sum()
-                critic_grad = th.autograd.grad(q_value, points)[0]
-        finally:
-            self.critic.set_training_mode(True)
+        critic_grad = blend.critic_action_gradients(self.critic, obs, actions)[0]
         return F.cosine_similarity(critic_grad, direction, dim=1).mean().item()
 
     def _store_transition(

@@ -230,9 +230,7 @@ def train_on_world(
 
 def critic_gradient(policy: DSPGPolicy, s: th.Tensor, a: th.Tensor) -> th.Tensor:
     """``∇_a Q̂_1(s, a)`` of the policy's critic, ``(N, d)`` (the critic's weights get no gradient)."""
-    with th.enable_grad():
-        a = a.detach().clone().requires_grad_(True)
-        return th.autograd.grad(policy.critic.q1_forward(s, a).sum(), a)[0]
+    return blend.critic_action_gradients(policy.critic, s, a)[0]
 
 
 def blend_weight(policy: DSPGPolicy) -> float:
@@ -243,7 +241,7 @@ def blend_weight(policy: DSPGPolicy) -> float:
 
 def precision_weighted_blend(
     policy: DSPGPolicy, s: th.Tensor, a: th.Tensor, shrink: float = 1.0
-) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """
     The inverse-variance blend of the twin heads' mean ``H̄`` and the twin critics' mean ``∇_a Q̄`` at ``(s, a)``
     with :func:`sb3_dspg.blend.precision_weight`, as ``DSPG(critic_grad_weight="auto")`` weighs them: each
@@ -252,14 +250,14 @@ def precision_weighted_blend(
     benchmark's other columns keep the one full-batch head). Needs :func:`train_on_world` with ``twin_heads=True``.
 
     :param shrink: DSPG's shrinkage ``k``; the heads are divided by it (both estimators then target ``∇_a E[R]``)
-    :return: ``(blend, H̄, w)``, ``(N, d)``, ``(N, d)`` and a scalar
+    :return: ``(blend, H̄, ∇_a Q̄, w)``, ``(N, d)`` each and a scalar
     """
     with th.no_grad():
         heads = tuple(head(head.features(s), a) * policy.grad_head.grad_rms() / shrink for head in policy.twin_heads)
     critic_grads = blend.critic_action_gradients(policy.critic, s, a)
     w = 1 - blend.precision_weight(heads, critic_grads)
     head_mean, critic_mean = th.stack(heads).mean(dim=0), th.stack(critic_grads).mean(dim=0)
-    return w * head_mean + (1 - w) * critic_mean, head_mean, w
+    return w * head_mean + (1 - w) * critic_mean, head_mean, critic_mean, w
 
 
 @th.no_grad()
