@@ -171,8 +171,8 @@ def train_on_world(
         before anything learns from it (:func:`~sb3_dspg.score.stacking_terms`, running means over batches);
         :func:`blend_weight` reads it (an estimator option under study, not in DSPG)
     :param twin_heads: also train two more heads, each on its own half of every batch's transitions
-        (``policy.twin_heads``), whose disagreement measures the head's variance for
-        :func:`precision_weighted_blend` (an estimator option under study, not in DSPG)
+        (``policy.twin_heads``, a :class:`GradientHead` with ``n_heads=2``), whose disagreement measures the head's
+        variance for :func:`precision_weighted_blend` (an estimator option under study, not in DSPG)
     """
     if baseline not in ("critic", "noised"):
         raise ValueError(f"baseline: 'critic' or 'noised', got {baseline!r}")
@@ -182,11 +182,10 @@ def train_on_world(
             **policy._update_features_extractor({**policy.critic_kwargs, "n_critics": 1})
         )
         policy.noised_baseline.optimizer = th.optim.Adam(policy.noised_baseline.parameters(), lr=1e-3)
-    if twin_heads:  # two more heads of the head's size, each fitted to its own half of the transitions
+    if twin_heads:  # a twin head of the head's size: two copies, each fitted to its own half of the transitions
         head_kwargs = policy._update_features_extractor(dict(policy.net_args, net_arch=policy._dspg_arch("grad_head")))
-        policy.twin_heads = [GradientHead(**head_kwargs) for _ in range(2)]
-        for head in policy.twin_heads:
-            head.optimizer = th.optim.Adam(head.parameters(), lr=1e-3)
+        policy.twin_heads = GradientHead(**head_kwargs, n_heads=2)
+        policy.twin_heads.optimizer = th.optim.Adam(policy.twin_heads.parameters(), lr=1e-3)
     for _ in range(pretrain_steps):
         s = th.randn(batch, world.dim)
         a, y, _ = world.sample(s)
@@ -214,13 +213,12 @@ def train_on_world(
                 if not hasattr(policy, "blend_terms")
                 else tuple(0.99 * old + 0.01 * new for old, new in zip(policy.blend_terms, terms, strict=True))
             )
-        if twin_heads:  # rows i and B + i are one transition's antithetic pair: split transitions, not rows
-            half = th.arange(2 * batch) % batch < batch // 2
-            for head, rows in zip(policy.twin_heads, (half, ~half), strict=True):
-                twin_grad = head(head.features(est.noised_obs[rows]), est.noised_actions[rows])
-                head.optimizer.zero_grad()
-                F.mse_loss(twin_grad, est.head_target[rows]).backward()
-                head.optimizer.step()
+        if twin_heads:  # each copy on its own half of the transitions (GradientHead.regression_loss)
+            twins = policy.twin_heads
+            twin_loss = twins.regression_loss(twins.features(est.noised_obs), est.noised_actions, est.head_target, batch)
+            twins.optimizer.zero_grad()
+            twin_loss.backward()
+            twins.optimizer.step()
         for net, loss in ((policy.critic, critic_loss), (policy.denoiser, est.denoiser_loss), (policy.grad_head, head_loss)):
             net.optimizer.zero_grad()
             loss.backward()
@@ -253,7 +251,8 @@ def precision_weighted_blend(
     :return: ``(blend, H̄, ∇_a Q̄, w)``, ``(N, d)`` each and a scalar
     """
     with th.no_grad():
-        heads = tuple(head(head.features(s), a) * policy.grad_head.grad_rms() / shrink for head in policy.twin_heads)
+        scale = policy.grad_head.grad_rms() / shrink
+        heads = tuple(h * scale for h in policy.twin_heads.forward_each(policy.twin_heads.features(s), a))
     critic_grads = blend.critic_action_gradients(policy.critic, s, a)
     w = 1 - blend.precision_weight(heads, critic_grads)
     head_mean, critic_mean = th.stack(heads).mean(dim=0), th.stack(critic_grads).mean(dim=0)
