@@ -215,6 +215,34 @@ def test_report_warns_when_a_world_mixes_tuning_regimes_and_keeps_hand_written_n
             compare.main(["--algos", "dspg", "td3", "--reference", bad, "--out", str(tmp_path), "--report-only"])
 
 
+def test_report_measures_each_dspg_option_against_dspg(tmp_path):
+    def fake_run(world: str, algo: str, seed: int, final: float, variant: dict | None = None) -> None:
+        run = tmp_path / world / f"{algo}_{seed}"
+        run.mkdir(parents=True)
+        np.savez(run / "evaluations.npz", timesteps=np.array([100, 200]), results=np.array([[0.0], [final]]))
+        (run / "done.json").write_text(json.dumps(dict(algo=algo, seed=seed, **({"variant": variant} if variant else {}))))
+
+    for seed in range(3):
+        fake_run("w", "dspg", seed, 1.0 + seed)
+        fake_run("w", "td3", seed, 0.0)
+        fake_run("w", "dspg-better", seed, 10.0 + seed, {"centre_advantage": True})  # beats DSPG on every seed
+        fake_run("v", "dspg-better", seed, 1.0)  # DSPG did not run here: nothing to measure against
+    algos, seeds = ["dspg", "td3", "dspg-better"], [0, 1, 2]
+    text = compare.report(tmp_path, ["w", "v"], algos, seeds, "cmd")
+    section = text.split("## DSPG's options against DSPG")[1].split("\n## ")[0]
+    (row,) = [line for line in section.splitlines() if line.startswith("| ")][1:]  # past the header
+    assert row.startswith("| w | dspg-better | 3 | 11 [10, 12] | 1.00 [1.00, 1.00] |")
+    assert '`dspg-better` = `{"centre_advantage": true}`' in section and "| td3 |" not in section
+    # the option's P against DSPG is the complement of DSPG's against it (ties count half on both sides)
+    scores = compare.final_scores(compare.collect(tmp_path, ["w"], algos, seeds), "w", algos)
+    scores["dspg-better"][0] = 2.0  # one tie with DSPG's seed 1, one loss to its seed 2
+    forward = compare.improvement_probabilities(scores, "dspg")["dspg-better"][0]
+    backward = compare.improvement_probabilities({k: scores[k] for k in ("dspg-better", "dspg")}, "dspg-better")["dspg"][0]
+    assert forward + backward == pytest.approx(1.0) and 0 < backward < 1
+    # no option ran beside DSPG: no section
+    assert "DSPG's options" not in compare.report(tmp_path, ["w"], ["dspg", "td3"], seeds, "cmd")
+
+
 def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():
     import pandas as pd
 

@@ -658,7 +658,7 @@ def report(
         "algorithms that end at the same ceiling. Every evaluation is in `evaluations.csv`.",
         "",
     ]
-    summary, sections = [], []
+    summary, options, sections = [], [], []
     for spec in specs:
         scores = final_scores(df, spec, algos)
         if not scores:
@@ -688,6 +688,7 @@ def report(
                 f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] | {poi} | {_with_ci(curve, '.4g')} | {curve_poi} | "
                 f"{reach.get(algo, '-')} |"
             )
+        options += option_rows(spec, scores, curves, point, ci, curve_point, curve_ci, reference)
         png = f"curves_{slug(spec)}.png"
         plot_curves(df, spec, algos, out / png)
         sections += ["", f"![{spec}]({png})", ""]
@@ -704,6 +705,13 @@ def report(
         columns = (f"| world | {name} final IQM [95% CI] | best peer final IQM [95% CI] | P({name} > best peer), final "
                    f"| P({name} > best peer), learning-curve mean | {name} seeds |")  # fmt: skip
         lines += [f"## Where {name} stands", "", columns, "|---|---|---|---|---|---|", *summary, ""]
+    if options:
+        lines += [f"## DSPG's options against {name}", "",
+                  f"Each other DSPG (a `--variant` or pretrained DSPG) where it ran beside {name}: P(option > {name}) "
+                  f"above 0.5 says the option helps there. Settings: {variant_settings(out, specs, algos, seeds)}.", "",
+                  f"| world | option | seeds | final IQM [95% CI] | P(option > {name}), final "
+                  f"| learning-curve mean IQM [95% CI] | P(option > {name}), curve |",
+                  "|---|---|---|---|---|---|---|", *options, ""]  # fmt: skip
     profile = normalised_scores(df, specs, algos)
     if profile and next(iter(profile.values())).shape[1] >= 2:
         plot_performance_profile(profile, out / "performance_profile.png")
@@ -724,6 +732,56 @@ def report(
     results = out / ("results.md" if reference == "dspg" else f"results_{reference}.md")
     results.write_text(text + kept_notes(results))
     return text
+
+
+def option_rows(
+    spec: str,
+    scores: dict[str, np.ndarray],
+    curves: dict[str, np.ndarray],
+    point: dict,
+    ci: dict,
+    curve_point: dict,
+    curve_ci: dict,
+    reference: str,
+) -> list[str]:
+    """
+    The summary rows of the other DSPGs of one world against ``reference``: each option's final and learning-curve
+    IQM with its CI and ``P(option > reference)`` (:func:`improvement_probabilities` from the option's side).
+
+    :param spec: the world's env spec
+    :param scores: per algo, final returns ``(n_seeds, 1)``; ``curves`` the learning-curve means, same shape
+    :param point: per algo, ``[IQM, mean]`` of ``scores``; ``ci`` their 95% CIs, ``(2, 2)``; ``curve_point`` and
+        ``curve_ci`` the same for ``curves``
+    :param reference: the DSPG the options are measured against
+    :return: one Markdown table row per option; none where ``reference`` did not run
+    """
+    if reference not in scores:
+        return []
+    rows = []
+    for option in (algo for algo in scores if algo.startswith("dspg") and algo != reference):
+        final = improvement_probabilities({option: scores[option], reference: scores[reference]}, option)[reference]
+        curve = improvement_probabilities({option: curves[option], reference: curves[reference]}, option)[reference]
+        iqm = np.array([point[option][0], ci[option][0, 0], ci[option][1, 0]])
+        curve_iqm = np.array([curve_point[option][0], curve_ci[option][0, 0], curve_ci[option][1, 0]])
+        rows.append(
+            f"| {spec} | {option} | {len(scores[option])} | {_with_ci(iqm, '.4g')} | {_with_ci(final, '.2f')} | "
+            f"{_with_ci(curve_iqm, '.4g')} | {_with_ci(curve, '.2f')} |"
+        )
+    return rows
+
+
+def variant_settings(out: Path, specs: list[str], algos: list[str], seeds: list[int]) -> str:
+    """
+    The constructor settings each DSPG option recorded (``done.json``'s ``variant``, the first run found), as
+    ``name = {...}`` joined by ``;``; a pretrained DSPG's are in its name.
+    """
+    found: dict[str, str] = {}
+    for algo in (algo for algo in algos if algo.startswith("dspg-")):
+        for spec, seed in ((spec, seed) for spec in specs for seed in seeds):
+            done = out / slug(spec) / f"{algo}_{seed}" / "done.json"
+            if algo not in found and done.exists() and "variant" in (record := json.loads(done.read_text())):
+                found[algo] = f"`{algo}` = `{json.dumps(record['variant'])}`"
+    return "; ".join(found.values()) or "none recorded"
 
 
 #: A hand-written section of ``results.md`` from this heading to the end survives the report's rewrites.
