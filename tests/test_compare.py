@@ -243,6 +243,19 @@ def test_report_measures_each_dspg_option_against_dspg(tmp_path):
     assert "DSPG's options" not in compare.report(tmp_path, ["w"], ["dspg", "td3"], seeds, "cmd")
 
 
+def test_probability_of_improvement_equals_rliables():
+    from rliable import metrics
+
+    rng = np.random.default_rng(0)
+    for n_x, n_y, n_tasks in ((5, 5, 1), (10, 3, 2), (4, 7, 3)):
+        x, y = rng.integers(0, 4, (n_x, n_tasks)) / 2, rng.integers(0, 4, (n_y, n_tasks)) / 2  # many ties
+        assert compare.probability_of_improvement(x, y) == metrics.probability_of_improvement(x, y)
+        assert compare.probability_of_improvement(x, y) + compare.probability_of_improvement(y, x) == pytest.approx(1.0)
+    same = rng.normal(size=(5, 1))
+    assert compare.probability_of_improvement(same, same) == 0.5 == metrics.probability_of_improvement(same, same)
+    assert compare.probability_of_improvement(same + 10, same) == 1.0
+
+
 def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():
     import pandas as pd
 
