@@ -256,6 +256,15 @@ def test_probability_of_improvement_equals_rliables():
     assert compare.probability_of_improvement(same + 10, same) == 1.0
 
 
+def test_every_algorithm_of_a_report_gets_its_own_colour():
+    from matplotlib.colors import to_rgba
+
+    for n_algos in (3, 10, 13, 20):
+        colours = {to_rgba(compare.algo_colour(i, n_algos)) for i in range(n_algos)}
+        assert len(colours) == n_algos
+    assert compare.algo_colour(2, 10) == "C2"  # up to ten, Matplotlib's default cycle as before
+
+
 def test_learning_curve_mean_separates_algorithms_at_the_same_ceiling():
     import pandas as pd
 

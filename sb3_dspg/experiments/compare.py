@@ -554,6 +554,19 @@ def normalised_scores(df, specs: list[str], algos: list[str]) -> dict[str, np.nd
     return {algo: np.stack(cols, axis=1) for algo, cols in columns.items() if cols}
 
 
+def algo_colour(index: int, n_algos: int) -> Any:
+    """
+    The colour of the ``index``-th of ``n_algos`` algorithms in every plot of a report: Matplotlib's default cycle
+    (``C0``–``C9``) up to ten; beyond, ``tab20``'s ten dark shades and then its ten light ones, so that up to twenty
+    algorithms never share a colour and the first ten keep distinct hues.
+    """
+    if n_algos <= 10:
+        return f"C{index}"
+    import matplotlib
+
+    return matplotlib.colormaps["tab20"]((2 * index) % 20 + (index // 10) % 2)
+
+
 def plot_performance_profile(scores: dict[str, np.ndarray], path: Path) -> None:
     """rliable's performance profile: the fraction of (run, world) pairs above each normalised score τ."""
     import matplotlib
@@ -570,7 +583,7 @@ def plot_performance_profile(scores: dict[str, np.ndarray], path: Path) -> None:
             profile, ci = rly.create_performance_profile({algo: score}, taus)
         profiles[algo], cis[algo] = profile[algo], ci[algo]
     fig, ax = plt.subplots(figsize=(6, 4))
-    colors = {algo: f"C{i}" for i, algo in enumerate(scores)}
+    colors = {algo: algo_colour(i, len(scores)) for i, algo in enumerate(scores)}
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, colors=colors,
                                          xlabel=r"normalised final return $\tau$", ax=ax)  # fmt: skip
     ax.legend(list(scores), loc="lower left")
@@ -596,8 +609,9 @@ def plot_curves(df, spec: str, algos: list[str], path: Path) -> None:
         table = runs.pivot_table(index="timesteps", columns="seed", values="mean_return").dropna()
         x, y = table.index.to_numpy(), table.to_numpy()
         boot = y[:, rng.integers(0, y.shape[1], (1000, y.shape[1]))].mean(axis=2)
-        ax.plot(x, y.mean(axis=1), color=f"C{i}", label=f"{algo} ({y.shape[1]} seeds)")
-        ax.fill_between(x, *np.percentile(boot, [2.5, 97.5], axis=1), color=f"C{i}", alpha=0.2)
+        colour = algo_colour(i, len(algos))
+        ax.plot(x, y.mean(axis=1), color=colour, label=f"{algo} ({y.shape[1]} seeds)")
+        ax.fill_between(x, *np.percentile(boot, [2.5, 97.5], axis=1), color=colour, alpha=0.2)
     ax.set(title=spec, xlabel="env steps", ylabel="mean evaluation return")
     ax.legend()
     fig.tight_layout()
@@ -624,8 +638,8 @@ def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path, t
                 lows.append(ci[algo][0, 0])
                 highs.append(ci[algo][1, 0])
         if xs:
-            ax.plot(xs, means, "o-", color=f"C{i}", label=algo)
-            ax.fill_between(xs, lows, highs, color=f"C{i}", alpha=0.2)
+            ax.plot(xs, means, "o-", color=algo_colour(i, len(algos)), label=algo)
+            ax.fill_between(xs, lows, highs, color=algo_colour(i, len(algos)), alpha=0.2)
     ax.set(
         xlabel=param,
         ylabel="final IQM return (95% CI)",
