@@ -338,7 +338,8 @@ def test_a_partial_call_reports_every_run_under_out(tmp_path):
     assert (tmp_path / "evaluations.csv").read_text() == csv
     again = (tmp_path / "results.md").read_text()
     assert again.split("\n", 3)[3] == text.split("\n", 3)[3]  # all but the header and the command line
-    assert [line.split(" |")[0] for line in again.splitlines() if line.startswith("| ") and " | 2 | " in line][:4] == [
+    per_world = again[again.index("## sb3_dspg/HitReach-v0") :]  # past the summary and the options table
+    assert [line.split(" |")[0] for line in per_world.splitlines() if line.startswith("| ") and " | 2 | " in line][:4] == [
         "| dspg",
         "| td3-explore",
         "| dspg",
@@ -385,5 +386,9 @@ def test_two_worlds_sweeping_one_parameter_get_a_plot_each(tmp_path, monkeypatch
         "sb3_dspg/HitBandit-v0",
         "sb3_dspg/HitBandit-v0:noise_scale=0.45",
     ]
-    assert plotted["sweep_hit_reach_spread.png"] == ["sb3_dspg/HitReach-v0", "sb3_dspg/HitReach-v0:noise_scale=0.9"]
+    assert plotted["sweep_hit_reach_spread.png"] == [
+        "sb3_dspg/HitReach-v0",
+        "sb3_dspg/HitReach-v0:noise_scale=0.9",
+        "sb3_dspg/HitReach-v0:noise_scale=1.2",
+    ]
     assert "![hit_reach_spread](sweep_hit_reach_spread.png)" in (tmp_path / "results.md").read_text()
