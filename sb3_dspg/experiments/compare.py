@@ -488,6 +488,11 @@ def _bootstrap(scores: dict, func, reps: int) -> tuple[dict, dict]:
     return points, cis
 
 
+def _iqm_with_ci(point: dict, ci: dict, algo: str) -> np.ndarray:
+    """``[IQM, low, high]`` of ``algo`` from :func:`interval_estimates`' point estimates and CIs."""
+    return np.array([point[algo][0], ci[algo][0, 0], ci[algo][1, 0]])
+
+
 def _with_ci(values: np.ndarray, fmt: str) -> str:
     """``point [low, high]``."""
     return f"{values[0]:{fmt}} [{values[1]:{fmt}}, {values[2]:{fmt}}]"
@@ -709,7 +714,7 @@ def report(
             p, c = point[algo], ci[algo]
             poi = _with_ci(improvement[algo], ".2f") if algo in improvement else "-"
             curve_poi = _with_ci(curve_improvement[algo], ".2f") if algo in curve_improvement else "-"
-            curve = np.array([curve_point[algo][0], curve_ci[algo][0, 0], curve_ci[algo][1, 0]])
+            curve = _iqm_with_ci(curve_point, curve_ci, algo)
             sections.append(
                 f"| {algo} | {len(scores[algo])} | {p[0]:.4g} [{c[0, 0]:.4g}, {c[1, 0]:.4g}] | "
                 f"{p[1]:.4g} [{c[0, 1]:.4g}, {c[1, 1]:.4g}] | {poi} | {_with_ci(curve, '.4g')} | {curve_poi} | "
@@ -723,7 +728,7 @@ def report(
         if reference in scores and peers:
             # the best final IQM; among peers tied there (a ceiling), the best learning-curve mean
             best = max(peers, key=lambda algo: (point[algo][0], curve_point[algo][0]))
-            iqm = {algo: _with_ci(np.array([point[algo][0], ci[algo][0, 0], ci[algo][1, 0]]), ".4g") for algo in scores}
+            iqm = {algo: _with_ci(_iqm_with_ci(point, ci, algo), ".4g") for algo in scores}
             poi, curve_poi = _with_ci(improvement[best], ".2f"), _with_ci(curve_improvement[best], ".2f")
             summary.append(
                 f"| {spec} | {iqm[reference]} | {best} {iqm[best]} | {poi} | {curve_poi} | {len(scores[reference])} |"
@@ -788,8 +793,7 @@ def option_rows(
     for option in (algo for algo in scores if algo.startswith("dspg") and algo != reference):
         final = improvement_probabilities({option: scores[option], reference: scores[reference]}, option)[reference]
         curve = improvement_probabilities({option: curves[option], reference: curves[reference]}, option)[reference]
-        iqm = np.array([point[option][0], ci[option][0, 0], ci[option][1, 0]])
-        curve_iqm = np.array([curve_point[option][0], curve_ci[option][0, 0], curve_ci[option][1, 0]])
+        iqm, curve_iqm = _iqm_with_ci(point, ci, option), _iqm_with_ci(curve_point, curve_ci, option)
         rows.append(
             f"| {spec} | {option} | {len(scores[option])} | {_with_ci(iqm, '.4g')} | {_with_ci(final, '.2f')} | "
             f"{_with_ci(curve_iqm, '.4g')} | {_with_ci(curve, '.2f')} |"
