@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import sb3_dspg  # noqa: F401  (registers the envs)
+from sb3_dspg.envs import HitReach
 
 AIMS = ("random", "straight", "one axis", "one mode")
 
@@ -77,9 +78,10 @@ def main() -> None:
     args = parser.parse_args()
     print("| noise_scale | mode move per coordinate | " + " | ".join(AIMS) + " |")
     print("|---" * (len(AIMS) + 2) + "|")
+    step = HitReach().step_size  # the registered env's default move per unit action
     for scale in args.noise_scales:
         cells = [mean_return(name, scale, args.episodes, args.seed) for name in AIMS]
-        print(f"| {scale} | ±{0.3 * 0.95 * scale:.2f} | " + " | ".join(f"{m:.2f} ± {se:.2f}" for m, se in cells) + " |")
+        print(f"| {scale} | ±{step * 0.95 * scale:.2f} | " + " | ".join(f"{m:.2f} ± {se:.2f}" for m, se in cells) + " |")
 
 
 if __name__ == "__main__":
