@@ -36,6 +36,7 @@ ALGOS = {
     "dspg-unfused": (DSPG, {}, dict(optimizer_kwargs=dict(fused=False))),
     "dspg-no-antithetic": (DSPG, dict(antithetic=False), {}),
     "dspg-blend": (DSPG, dict(critic_grad_weight="auto"), {}),
+    "dspg-c01": (DSPG, dict(critic_grad_weight=0.1), {}),
     "dspg-small": (DSPG, {}, dict(net_arch=SMALL)),
     "dspg-small-no-antithetic": (DSPG, dict(antithetic=False), dict(net_arch=SMALL)),
     "td3": (TD3, {}, {}),
