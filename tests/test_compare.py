@@ -243,6 +243,29 @@ def test_report_measures_each_dspg_option_against_dspg(tmp_path):
     assert "DSPG's options" not in compare.report(tmp_path, ["w"], ["dspg", "td3"], seeds, "cmd")
 
 
+def test_summary_gives_the_ratio_to_the_best_peer_and_the_weakest_pairing(tmp_path):
+    def fake_run(world: str, algo: str, seed: int, final: float) -> None:
+        run = tmp_path / world / f"{algo}_{seed}"
+        run.mkdir(parents=True)
+        np.savez(run / "evaluations.npz", timesteps=np.array([100, 200]), results=np.array([[0.0], [final]]))
+        (run / "done.json").write_text(json.dumps(dict(algo=algo, seed=seed)))
+
+    for seed, (ours, sac) in enumerate([(2.0, 0.0), (3.0, 0.0), (4.0, 3.5)]):
+        fake_run("w", "dspg", seed, ours)
+        fake_run("w", "td3", seed, 1.5)  # the best peer's IQM (1.5 > SAC's 1.17), beaten on every pairing
+        fake_run("w", "sac", seed, sac)  # beats two of DSPG's seeds once: P(DSPG > SAC) = 7/9
+        fake_run("neg", "dspg", seed, -ours)
+        fake_run("neg", "td3", seed, -1.5)
+    text = compare.report(tmp_path, ["w", "neg"], ["dspg", "td3", "sac"], [0, 1, 2], "cmd")
+    rows = [line for line in text.split("## Where DSPG stands")[1].split("\n## ")[0].splitlines() if line.startswith("| ")]
+    assert rows[0].split(" | ")[3:] == ["DSPG ÷ best peer, final IQM", "P(DSPG > best peer), final",
+                                        "P(DSPG > best peer), learning-curve mean", "lowest P(DSPG > peer), final",
+                                        "DSPG seeds |"]  # fmt: skip
+    w, neg = rows[1].split(" | "), rows[2].split(" | ")
+    assert w[2].startswith("td3 1.5") and w[3] == "2.00×" and w[4].startswith("1.00") and w[6] == "0.78 (sac)"
+    assert neg[2].startswith("td3 -1.5") and neg[3] == "-" and neg[6] == "0.00 (td3)"  # no ratio of negative returns
+
+
 def test_probability_of_improvement_equals_rliables():
     from rliable import metrics
 

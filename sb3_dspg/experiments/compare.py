@@ -667,8 +667,9 @@ def report(
     reference: str = "dspg",
 ) -> str:
     """
-    Write ``evaluations.csv``, ``results.md`` (a summary table of DSPG against the best peer per world, then per
-    world: IQM and mean with 95% CIs, P(DSPG > peer), learning curves), sweep plots and a performance profile.
+    Write ``evaluations.csv``, ``results.md`` (a summary table of DSPG against the best peer per world: the ratio
+    of their final IQMs, P(DSPG > best peer) and the lowest P(DSPG > peer) over all peers; then per world: IQM and
+    mean with 95% CIs, P(DSPG > peer), learning curves), sweep plots and a performance profile.
 
     :param sweeps: plot name -> (the env parameter swept, the specs that sweep it): one plot each,
         ``sweep_<name>.png`` (a suite's world name, so that two worlds sweeping one parameter get a plot each)
@@ -730,13 +731,20 @@ def report(
             best = max(peers, key=lambda algo: (point[algo][0], curve_point[algo][0]))
             iqm = {algo: _with_ci(_iqm_with_ci(point, ci, algo), ".4g") for algo in scores}
             poi, curve_poi = _with_ci(improvement[best], ".2f"), _with_ci(curve_improvement[best], ".2f")
+            # a ratio of returns means something only where both are positive (hit rates, returns of a live bonus)
+            ours, theirs = point[reference][0], point[best][0]
+            ratio = f"{ours / theirs:.2f}×" if ours > 0 and theirs > 0 else "-"
+            # the claim "ahead of every peer" is as strong as its weakest pairing, which need not be the best peer
+            weakest = min(peers, key=lambda algo: improvement[algo][0])
             summary.append(
-                f"| {spec} | {iqm[reference]} | {best} {iqm[best]} | {poi} | {curve_poi} | {len(scores[reference])} |"
+                f"| {spec} | {iqm[reference]} | {best} {iqm[best]} | {ratio} | {poi} | {curve_poi} | "
+                f"{improvement[weakest][0]:.2f} ({weakest}) | {len(scores[reference])} |"
             )
     if summary:
-        columns = (f"| world | {name} final IQM [95% CI] | best peer final IQM [95% CI] | P({name} > best peer), final "
-                   f"| P({name} > best peer), learning-curve mean | {name} seeds |")  # fmt: skip
-        lines += [f"## Where {name} stands", "", columns, "|---|---|---|---|---|---|", *summary, ""]
+        columns = (f"| world | {name} final IQM [95% CI] | best peer final IQM [95% CI] | {name} ÷ best peer, final IQM "
+                   f"| P({name} > best peer), final | P({name} > best peer), learning-curve mean "
+                   f"| lowest P({name} > peer), final | {name} seeds |")  # fmt: skip
+        lines += [f"## Where {name} stands", "", columns, "|---|---|---|---|---|---|---|---|", *summary, ""]
     if options:
         lines += [f"## DSPG's options against {name}", "",
                   f"Each other DSPG (a `--variant` or pretrained DSPG) where it ran beside {name}: P(option > {name}) "
