@@ -169,6 +169,31 @@ def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
                   "--eval-episodes", "2", "--workers", "1", "--out", str(tmp_path)])  # fmt: skip
     done = json.loads(next(tmp_path.glob("*/dspg-small_0/done.json")).read_text())
     assert done["variant"]["policy_kwargs"]["net_arch"]["denoiser"] == [4]
+    # the settings the run was made with, read back from the model (library defaults too), the per-run ones left out
+    settings = done["settings"]
+    assert settings["policy_kwargs"]["net_arch"]["denoiser"] == [4] and settings["critic_grad_weight"] == 0.0
+    assert settings["train_freq"] == [1, "step"] and not {"seed", "env", "tensorboard_log"} & set(settings)
+
+
+def test_report_warns_when_an_algorithms_runs_differ_in_their_settings(tmp_path):
+    def fake_run(algo: str, seed: int, settings: dict | None) -> None:
+        run = tmp_path / "w" / f"{algo}_{seed}"
+        run.mkdir(parents=True)
+        np.savez(run / "evaluations.npz", timesteps=np.array([100, 200]), results=np.array([[0.0], [1.0]]))
+        record = dict(algo=algo, seed=seed, **({"settings": settings} if settings is not None else {}))
+        (run / "done.json").write_text(json.dumps(record))
+
+    fake_run("dspg", 0, {"critic_grad_weight": 0.0, "gamma": 0.99})  # made before a default changed ...
+    fake_run("dspg", 1, {"critic_grad_weight": 0.1, "gamma": 0.99})  # ... and after
+    fake_run("dspg", 2, None)  # before done.json recorded settings: cannot tell, left out
+    fake_run("td3", 0, {"gamma": 0.99})
+    fake_run("td3", 1, {"gamma": 0.99})
+    algos, seeds = ["dspg", "td3"], [0, 1, 2]
+    assert compare.mixed_settings(tmp_path, "w", algos, seeds) == {"dspg": {"critic_grad_weight": [0.0, 0.1]}}
+    text = compare.report(tmp_path, ["w"], algos, seeds, "cmd")
+    assert "**Warning: dspg's runs differ in their settings** (`critic_grad_weight`: 0.0 / 0.1)" in text
+    assert "td3's runs differ" not in text
+    assert "differ in their settings" not in compare.report(tmp_path, ["w"], algos, [1, 2], "cmd")
 
 
 def test_report_warns_when_a_world_mixes_tuning_regimes_and_keeps_hand_written_notes(tmp_path):

@@ -21,6 +21,8 @@ and ``sb3_dspg/hyperparams/dspg.yml`` for DSPG where an entry exists, otherwise 
 import argparse
 import contextlib
 import copy
+import enum
+import inspect
 import json
 import os
 import platform
@@ -314,8 +316,39 @@ def run_one(
     )  # fmt: skip
     if algo in (variants or {}):
         result["variant"] = variants[algo]  # type: ignore[index]
+    result["settings"] = recorded_settings(model)
     done.write_text(json.dumps(result))
     return result
+
+
+#: constructor arguments that differ between the runs of one grid by design, or name no setting
+PER_RUN_ARGUMENTS = frozenset({"self", "policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model"})
+
+
+def recorded_settings(model: Any) -> dict[str, Any]:
+    """
+    The settings a run was made with, read back from the model: each constructor argument the model keeps under
+    its own name, where its value is plain data (numbers, strings, lists, dicts; classes and enums by name).
+    A changed library default alters these without the command changing, so the report can tell runs apart that
+    ``done.json``'s ``variant`` and ``hyperparams`` call the same (:func:`mixed_settings`).
+    """
+
+    def by_name(obj: Any) -> Any:
+        if isinstance(obj, type):
+            return f"{obj.__module__}.{obj.__qualname__}"
+        if isinstance(obj, enum.Enum):
+            return obj.value
+        raise TypeError(type(obj).__name__)
+
+    settings = {}
+    for name in inspect.signature(type(model).__init__).parameters:
+        if name in PER_RUN_ARGUMENTS or not hasattr(model, name):
+            continue
+        if callable(value := getattr(model, name)) and not isinstance(value, type):  # a schedule
+            continue
+        with contextlib.suppress(TypeError, ValueError):  # objects (an action noise, a schedule) are left out
+            settings[name] = json.loads(json.dumps(value, default=by_name))
+    return settings
 
 
 def goal_env_settings(env: Any) -> dict[str, Any]:
@@ -407,6 +440,29 @@ def tuning_regimes(out: Path, spec: str, algos: list[str], seeds: list[int]) -> 
         if found:
             regimes[algo] = "+".join(sorted(found))
     return regimes
+
+
+def mixed_settings(out: Path, spec: str, algos: list[str], seeds: list[int]) -> dict[str, dict[str, list]]:
+    """
+    Per algorithm, the recorded settings (:func:`recorded_settings`) whose values differ between its completed
+    runs of ``spec``: ``{algo: {setting: [value, ...]}}``, e.g. seeds run before and after a default changed. Runs
+    made before ``done.json`` recorded settings are left out.
+    """
+    mixed: dict[str, dict[str, list]] = {}
+    for algo in algos:
+        records = []
+        for seed in seeds:
+            done = out / slug(spec) / f"{algo}_{seed}" / "done.json"
+            if done.exists() and "settings" in (record := json.loads(done.read_text())):
+                records.append(record["settings"])
+        for key in sorted({key for settings in records for key in settings}):
+            values = []
+            for settings in records:
+                if (value := settings.get(key, "(not recorded)")) not in values:
+                    values.append(value)
+            if len(values) > 1:
+                mixed.setdefault(algo, {})[key] = values
+    return mixed
 
 
 def collect(out: Path, specs: list[str], algos: list[str], seeds: list[int]):
@@ -708,6 +764,9 @@ def report(
             listed = ", ".join(f"{algo}: {regime}" for algo, regime in mixed.items())
             sections += [f"**Warning: mixed tuning regimes** ({listed}); these rows were not run under the same "
                          "settings rule and are not comparable.", ""]  # fmt: skip
+        for algo, differing in mixed_settings(out, spec, algos, seeds).items():  # e.g. a default that changed
+            listed = "; ".join(f"`{key}`: {' / '.join(json.dumps(v) for v in values)}" for key, values in differing.items())
+            sections += [f"**Warning: {algo}'s runs differ in their settings** ({listed}); its row mixes them.", ""]
         sections += [f"| algo | seeds | final IQM [95% CI] | final mean [95% CI] | P({name} > algo), final "
                      f"| learning-curve mean IQM [95% CI] | P({name} > algo), curve | steps to {name}'s final IQM |",
                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
