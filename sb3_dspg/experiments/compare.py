@@ -4,7 +4,9 @@ algorithms × envs × seeds → one training run each, in parallel worker proces
 (``--backend ray``; one torch thread each). A run that fails is recorded (``failed.json``, and a section of
 ``results.md``) and the grid goes on; the next call runs it again. Every run logs to TensorBoard under
 ``<out>/<env>/<algo>_<seed>`` and evaluates the deterministic policy with SB3's ``EvalCallback``. A run that
-finished (``done.json``) is skipped, so an interrupted comparison resumes. Outputs under ``<out>``:
+finished (``done.json``: its final return, wall time, code commit, tuning regime and the settings read back from
+the model) is skipped, so an interrupted comparison resumes; the report warns where one algorithm's runs of a world
+differ in their settings (a default changed between them). Outputs under ``<out>``:
 ``evaluations.csv`` (every evaluation), ``results.md`` (per env: final IQM and mean with 95% stratified-
 bootstrap CIs across seeds, from ``rliable``; a hand-written section headed ``## Plan, budget and reading`` at
 its end is kept when it is rewritten), one learning-curve PNG per env, and with ``--sweep-param`` a
