@@ -324,7 +324,7 @@ def run_one(
 
 
 #: constructor arguments that differ between the runs of one grid by design, or name no setting
-PER_RUN_ARGUMENTS = frozenset({"self", "policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model"})
+PER_RUN_ARGUMENTS = frozenset({"policy", "env", "seed", "tensorboard_log", "verbose", "device"})
 
 
 def recorded_settings(model: Any) -> dict[str, Any]:
@@ -348,7 +348,7 @@ def recorded_settings(model: Any) -> dict[str, Any]:
             continue
         if callable(value := getattr(model, name)) and not isinstance(value, type):  # a schedule
             continue
-        with contextlib.suppress(TypeError, ValueError):  # objects (an action noise, a schedule) are left out
+        with contextlib.suppress(TypeError, ValueError):  # other objects (an action noise) are left out
             settings[name] = json.loads(json.dumps(value, default=by_name))
     return settings
 
