@@ -701,8 +701,9 @@ def plot_sweep(df, specs: list[str], algos: list[str], param: str, path: Path, t
                 lows.append(ci[algo][0, 0])
                 highs.append(ci[algo][1, 0])
         if xs:
-            ax.plot(xs, means, "o-", color=algo_colour(i, len(algos)), label=algo)
-            ax.fill_between(xs, lows, highs, color=algo_colour(i, len(algos)), alpha=0.2)
+            colour = algo_colour(i, len(algos))
+            ax.plot(xs, means, "o-", color=colour, label=algo)
+            ax.fill_between(xs, lows, highs, color=colour, alpha=0.2)
     ax.set(
         xlabel=param,
         ylabel="final IQM return (95% CI)",
