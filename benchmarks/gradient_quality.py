@@ -89,6 +89,13 @@ def main() -> None:
         action="store_true",
         help="add the inverse-variance blend of twin heads and twin critics (under study)",
     )
+    parser.add_argument(
+        "--denoiser-arch",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the denoiser's hidden layers (default: [256, 256], as every other network)",
+    )
     parser.add_argument("--sigma", type=float, default=0.2)
     parser.add_argument("--beta", type=float, default=0.4)
     parser.add_argument("--states", type=int, default=64)
@@ -103,8 +110,10 @@ def main() -> None:
         "",
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {platform.machine()} CPU, 1 torch thread. Behaviour spread β={args.beta}, σ={args.sigma}, "
-        f"{args.steps[0]} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256], "
-        f"the shipped DSPG step (sb3_dspg.estimator), baseline b(s, ã): {args.baseline}; "
+        f"{args.steps[0]} Adam steps of batch 256 (antithetic pairs) for every network, nets [256, 256]"
+        + (f" (denoiser {args.denoiser_arch})" if args.denoiser_arch else "")
+        + ", "
+        + f"the shipped DSPG step (sb3_dspg.estimator), baseline b(s, ã): {args.baseline}; "
         f"state dim = action dim d, outcome = (a + ε, R), reward {args.reward}. Metrics over {args.states} held-out "
         "states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error"
         + ("; hit: of E[R] smoothed by N(0, kσ²), k = β²/(β²+σ²), DSPG's estimand (one_step.OneStepWorld)." * hit or "."),
@@ -134,7 +143,13 @@ def main() -> None:
             world = OneStepWorld(noise, dim=dim, beta=args.beta, reward=args.reward, smoothing=smoothing)
             start = time.perf_counter()
             policy = train_on_world(
-                world, args.sigma, args.steps[0], baseline=args.baseline, blend=args.blend, twin_heads=args.precision_blend
+                world,
+                args.sigma,
+                args.steps[0],
+                net_arch={"denoiser": args.denoiser_arch} if args.denoiser_arch else None,
+                baseline=args.baseline,
+                blend=args.blend,
+                twin_heads=args.precision_blend,
             )
             wall = time.perf_counter() - start
             th.manual_seed(1)

@@ -3,7 +3,7 @@
 import pytest
 import torch as th
 
-from sb3_dspg.experiments.one_step import OneStepWorld, batch_mean_estimates, train_on_world
+from sb3_dspg.experiments.one_step import OneStepWorld, batch_mean_estimates, make_policy, train_on_world
 
 SIGMA, BETA = 0.2, 0.4
 SHRINK = BETA**2 / (BETA**2 + SIGMA**2)  # E[ĝ] is the gradient shrunk by β²/(β² + σ²)
@@ -54,6 +54,20 @@ def test_noised_baseline_option_fits_the_reward_at_noised_actions():
     assert th.nn.functional.mse_loss(fitted, reward) < 0.75 * reward.var()
     with pytest.raises(ValueError, match="baseline: 'critic' or 'noised'"):
         train_on_world(world, SIGMA, steps=1, baseline="clean")
+
+
+def test_one_step_net_arch_can_size_one_network_alone():
+    world = OneStepWorld("gaussian", dim=2, beta=BETA)
+    policy = make_policy(world, {"denoiser": [32, 16]})
+
+    def widths(net: th.nn.Module) -> list[int]:
+        return [layer.out_features for layer in net.modules() if isinstance(layer, th.nn.Linear)]
+
+    assert widths(policy.denoiser)[:2] == [32, 16]
+    assert widths(policy.grad_head)[:2] == [256, 256]  # the others keep the default
+    assert widths(make_policy(world, [64]).denoiser)[0] == 64
+    with pytest.raises(ValueError, match="net_arch: keys of 'qf', 'denoiser', 'grad_head'"):
+        make_policy(world, {"pi": [8]})
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "bimodal"])

@@ -120,11 +120,20 @@ class OneStepWorld:
         return a, y, reward
 
 
-def make_policy(world: OneStepWorld, net_arch: list[int] | None = None) -> DSPGPolicy:
-    """A DSPG policy for the world's spaces; the actor is unused (the behaviour is the world's)."""
+def make_policy(world: OneStepWorld, net_arch: list[int] | dict[str, list[int]] | None = None) -> DSPGPolicy:
+    """
+    A DSPG policy for the world's spaces; the actor is unused (the behaviour is the world's).
+
+    :param net_arch: hidden layers of the critic, denoiser and head (default ``[256, 256]``), or a dict that sets
+        some of them by name (``qf``, ``denoiser``, ``grad_head``; the others keep the default)
+    """
     box = spaces.Box(-10.0, 10.0, (world.dim,))
-    arch = net_arch or [256, 256]
+    arch = net_arch if isinstance(net_arch, list) else [256, 256]
     net_arch_dict = dict(pi=[16], qf=arch, denoiser=arch, grad_head=arch)
+    if isinstance(net_arch, dict):
+        if unknown := set(net_arch) - {"qf", "denoiser", "grad_head"}:
+            raise ValueError(f"net_arch: keys of 'qf', 'denoiser', 'grad_head', got {sorted(unknown)}")
+        net_arch_dict.update(net_arch)
     return DSPGPolicy(box, spaces.Box(-1.0, 1.0, (world.dim,)), ConstantSchedule(1e-3), net_arch=net_arch_dict)
 
 
@@ -151,7 +160,7 @@ def train_on_world(
     steps: int,
     batch: int = 256,
     cond_dropout: float = 0.3,
-    net_arch: list[int] | None = None,
+    net_arch: list[int] | dict[str, list[int]] | None = None,
     pretrain_steps: int = 0,
     baseline: str = "critic",
     blend: bool = False,
@@ -162,7 +171,7 @@ def train_on_world(
     the world, exactly as one DSPG policy update does (the actor is not trained: the behaviour is fixed).
     Its critic doubles as the DDPG-style ``Q(s, a)`` whose ``∇_a Q̂`` the benchmark compares with.
 
-    :param net_arch: hidden layers of the critic, denoiser and head (default ``[256, 256]``)
+    :param net_arch: hidden layers of the critic, denoiser and head (:func:`make_policy`)
     :param pretrain_steps: reward-free denoiser updates first (outcome ``y`` without ``R``, docs/design.md §8)
     :param baseline: ``critic``: DSPG's, ``min_i Q_i(s, ã)`` of the critic fitted at the clean actions; ``noised``:
         a one-Q network fitted to ``R`` at the noised actions ``(s, ã)``, kept as ``policy.noised_baseline``
