@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--steps", type=int, nargs="+", default=[1500], help="rewarded batches (several with --pretrain)")
     parser.add_argument("--pretrain", type=int, default=0, help="reward-free denoiser updates: compare with and without")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (with --pretrain)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (a seed column when several)")
     parser.add_argument(
         "--baseline",
         choices=["critic", "noised"],
@@ -105,6 +105,7 @@ def main() -> None:
     if args.pretrain:
         return pretrain_axis(args)
     hit = args.reward == "hit"
+    several = len(args.seeds) > 1  # then a seed column: the world stays seed 0's, training and held-out states vary
     lines = [
         "# Gradient quality on one-step worlds with a known gradient",
         "",
@@ -118,7 +119,7 @@ def main() -> None:
         "states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error"
         + ("; hit: of E[R] smoothed by N(0, kσ²), k = β²/(β²+σ²), DSPG's estimand (one_step.OneStepWorld)." * hit or "."),
         "",
-        "| noise | d | head cos | head rel.err | batch-mean ĝ cos | batch-mean ĝ rel.err "
+        "| noise | d | " + "seed | " * several + "head cos | head rel.err | batch-mean ĝ cos | batch-mean ĝ rel.err "
         "| ∇_a Q̂ cos | ∇_a Q̂ rel.err |"
         + (" blend cos | blend rel.err | w (head) |" if args.blend else "")
         + (
@@ -129,6 +130,7 @@ def main() -> None:
         )
         + " train s |",
         "|---|---|---|---|---|---|---|---|"
+        + "---|" * several
         + ("---|---|---|" if args.blend else "")
         + ("---|---|---|---|---|---|---|" if args.precision_blend else "")
         + "---|",
@@ -137,30 +139,33 @@ def main() -> None:
     precision_columns = ("twin-head mean", "∇_a Q̄ (twin mean)", "precision blend")
     for noise in args.noises:
         for dim in args.dims:
-            th.manual_seed(0)
-            shrink = args.beta**2 / (args.beta**2 + args.sigma**2)  # the hit truth: smoothed as DSPG's estimand
-            smoothing = shrink**0.5 * args.sigma if args.reward == "hit" else 0.0
-            world = OneStepWorld(noise, dim=dim, beta=args.beta, reward=args.reward, smoothing=smoothing)
-            start = time.perf_counter()
-            policy = train_on_world(
-                world,
-                args.sigma,
-                args.steps[0],
-                net_arch={"denoiser": args.denoiser_arch} if args.denoiser_arch else None,
-                baseline=args.baseline,
-                blend=args.blend,
-                twin_heads=args.precision_blend,
-            )
-            wall = time.perf_counter() - start
-            th.manual_seed(1)
-            res = evaluate(world, policy, args.sigma, args.states)
-            cells = " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in columns)
-            cells += f" | {res['w'][0]:.2f}" if args.blend else ""
-            if args.precision_blend:
-                cells += " | " + " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in precision_columns)
-                cells += f" | {res['w_iv'][0]:.2f}"
-            lines.append(f"| {noise} | {dim} | {cells} | {wall:.0f} |")
-            print(lines[-1], flush=True)
+            for seed in args.seeds:
+                th.manual_seed(0)
+                shrink = args.beta**2 / (args.beta**2 + args.sigma**2)  # the hit truth: smoothed as DSPG's estimand
+                smoothing = shrink**0.5 * args.sigma if args.reward == "hit" else 0.0
+                world = OneStepWorld(noise, dim=dim, beta=args.beta, reward=args.reward, smoothing=smoothing)
+                if seed:
+                    th.manual_seed(seed)
+                start = time.perf_counter()
+                policy = train_on_world(
+                    world,
+                    args.sigma,
+                    args.steps[0],
+                    net_arch={"denoiser": args.denoiser_arch} if args.denoiser_arch else None,
+                    baseline=args.baseline,
+                    blend=args.blend,
+                    twin_heads=args.precision_blend,
+                )
+                wall = time.perf_counter() - start
+                th.manual_seed(1 + seed)
+                res = evaluate(world, policy, args.sigma, args.states)
+                cells = " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in columns)
+                cells += f" | {res['w'][0]:.2f}" if args.blend else ""
+                if args.precision_blend:
+                    cells += " | " + " | ".join(f"{res[k][0]:.3f} | {res[k][1]:.2f}" for k in precision_columns)
+                    cells += f" | {res['w_iv'][0]:.2f}"
+                lines.append(f"| {noise} | {dim} | {f'{seed} | ' * several}{cells} | {wall:.0f} |")
+                print(lines[-1], flush=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
