@@ -58,11 +58,19 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser(
         "compare", help="DSPG vs DDPG/TD3/SAC/TQC/CrossQ across envs and seeds (see sb3-dspg compare --help)", add_help=False
     )
+    sub.add_parser(
+        "relabel", help="rename an algorithm's runs in a compare results folder (see sb3-dspg relabel --help)", add_help=False
+    )
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "compare":
         from sb3_dspg.experiments.compare import main as compare_main
 
         compare_main(argv[1:])
+        return
+    if argv and argv[0] == "relabel":
+        from sb3_dspg.experiments.relabel import main as relabel_main
+
+        relabel_main(argv[1:])
         return
     args = parser.parse_args(argv)
     if args.command == "train":
