@@ -1,0 +1,110 @@
+"""
+Rename an algorithm's runs in a ``compare`` results folder, e.g. when a default changes.
+
+``compare`` labels a run by its folder, ``<out>/<world>/<algo>_<seed>``. When DSPG's defaults change, the runs
+labelled ``dspg`` were made with the old ones and must not be read (or resumed) as the new default: relabel them to a
+variant that names the old setting, and the variant that ran the new setting to ``dspg``::
+
+    sb3-dspg relabel benchmarks/results/noisy dspg dspg-c0 --variant '{"critic_grad_weight": 0.0}' --links benchmarks/results
+    sb3-dspg relabel benchmarks/results/noisy dspg-c01 dspg --links benchmarks/results
+
+Each moved run's ``done.json`` (and ``failed.json``) gets the new ``algo`` and ``variant`` (the settings that set it
+apart from the defaults, none for a plain algorithm). Runs that are links into another study are renamed as links;
+the study they point into keeps its labels. Links elsewhere under ``--links`` that point at a moved run are
+re-pointed and keep their own names, so other studies still find their runs.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+RECORDS = ("done.json", "failed.json")
+
+
+def run_folders(out: Path, algo: str) -> list[Path]:
+    """The runs ``<out>/<world>/<algo>_<seed>`` (folders or links), sorted."""
+    found = []
+    for world in sorted(path for path in out.iterdir() if path.is_dir()):
+        for run in sorted(world.glob(f"{algo}_*")):
+            if run.name[len(algo) + 1 :].isdigit():
+                found.append(run)
+    return found
+
+
+def relabel(
+    out: Path, old: str, new: str, variant: dict[str, Any] | None = None, links: Path | None = None
+) -> list[tuple[Path, Path]]:
+    """
+    Rename every run of ``old`` under ``out`` to ``new``.
+
+    :param out: a ``compare`` results folder (its subfolders are worlds)
+    :param old: the runs' current label, e.g. ``"dspg"``
+    :param new: their label from now on, e.g. ``"dspg-c0"``
+    :param variant: the keyword arguments ``new`` stands for, recorded in each moved run's ``done.json`` as
+        ``compare --variant`` does (``None``: a plain algorithm, the record's ``variant`` is dropped)
+    :param links: a folder whose symbolic links to a moved run are re-pointed (e.g. ``benchmarks/results``)
+    :return: the ``(old path, new path)`` pairs, in the order they were moved
+    :raises ValueError: if the labels are equal or malformed, no run has label ``old``, or a ``new`` run exists
+    """
+    for name, label in (("old", old), ("new", new)):
+        if not label or "/" in label or label != label.strip():
+            raise ValueError(f"{name}: an algorithm label such as 'dspg' or 'dspg-c0', got {label!r}")
+    if old == new:
+        raise ValueError(f"new: must differ from old, both are {old!r}")
+    moves = [(run, run.with_name(f"{new}{run.name[len(old) :]}")) for run in run_folders(out, old)]
+    if not moves:
+        raise ValueError(f"old: no runs labelled {old!r} under {out}")
+    if taken := [str(target) for _, target in moves if target.exists() or target.is_symlink()]:
+        raise ValueError(f"new: runs labelled {new!r} exist already ({', '.join(taken[:3])}); relabel those first")
+    repoint = _links_into(links, [source for source, _ in moves]) if links is not None else []
+    for source, target in moves:
+        source.rename(target)
+        if not target.is_symlink():
+            _rewrite_records(target, new, variant)
+    for link, source in repoint:
+        target = dict(moves)[source]
+        link.unlink()
+        link.symlink_to(os.path.relpath(target, link.parent))
+    return moves
+
+
+def _links_into(root: Path, sources: list[Path]) -> list[tuple[Path, Path]]:
+    """The symbolic links under ``root`` (not the moved runs themselves) that resolve to one of ``sources``."""
+    wanted = {source.resolve(): source for source in sources if not source.is_symlink()}
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink() and path.resolve() in wanted and path not in sources:
+                found.append((path, wanted[path.resolve()]))
+    return found
+
+
+def _rewrite_records(run: Path, algo: str, variant: dict[str, Any] | None) -> None:
+    for name in RECORDS:
+        if (record_path := run / name).exists():
+            record = json.loads(record_path.read_text())
+            record["algo"] = algo
+            record.pop("variant", None)
+            if variant is not None:
+                record["variant"] = variant
+            record_path.write_text(json.dumps(record))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="sb3-dspg relabel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("out", help="a compare results folder, e.g. benchmarks/results/noisy")
+    parser.add_argument("old", help="the runs' current label, e.g. dspg")
+    parser.add_argument("new", help="their new label, e.g. dspg-c0")
+    parser.add_argument("--variant", default=None, help="JSON keyword arguments the new label stands for")
+    parser.add_argument("--links", default=None, help="re-point the symbolic links under this folder that lead to a moved run")
+    args = parser.parse_args(argv)
+    variant = json.loads(args.variant) if args.variant is not None else None
+    if variant is not None and not isinstance(variant, dict):
+        raise SystemExit(f"--variant: a JSON object of keyword arguments, got {args.variant!r}")
+    moves = relabel(Path(args.out), args.old, args.new, variant, Path(args.links) if args.links else None)
+    print(f"relabelled {len(moves)} runs: {args.old} -> {args.new}")
