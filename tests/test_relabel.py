@@ -25,6 +25,7 @@ def test_relabel_swaps_a_default_for_a_variant_and_keeps_other_studies_links(tmp
         fake_run(out / "w" / f"dspg_{seed}", "dspg", seed, [0.0, 1.0 + seed])
         fake_run(out / "w" / f"dspg-c01_{seed}", "dspg-c01", seed, [0.0, 5.0 + seed], {"critic_grad_weight": 0.1})
     fake_run(out / "w" / "dspg-c01x_0", "dspg-c01x", 0, [0.0, 9.0])  # a label that only starts alike stays
+    (out / "v" / "dspg-c01_0").mkdir(parents=True)  # a run still in progress (no record yet) stays too
     (other / "w").mkdir(parents=True)
     (other / "w" / "dspg_0").symlink_to("../../suite/w/dspg_0")  # another study's run, linked from the suite
 
@@ -37,6 +38,7 @@ def test_relabel_swaps_a_default_for_a_variant_and_keeps_other_studies_links(tmp
     assert old["algo"] == "dspg-c0" and old["variant"] == {"critic_grad_weight": 0.0}
     new = json.loads((out / "w" / "dspg_1" / "done.json").read_text())
     assert new["algo"] == "dspg" and "variant" not in new and new["final_return"] == 6.0
+    assert (out / "v" / "dspg-c01_0").is_dir() and not (out / "v" / "dspg_0").exists()
     # the report reads the labels from the folders: the old default's returns are now dspg-c0's
     df = compare.collect(out, ["w"], ["dspg", "dspg-c0"], [0, 1])
     assert {algo: sorted(df[df.algo == algo].groupby("seed").tail(1).mean_return) for algo in ("dspg", "dspg-c0")} == {
@@ -54,7 +56,7 @@ def test_relabel_refuses_what_would_lose_or_mix_runs(tmp_path):
     fake_run(tmp_path / "w" / "dspg-c0_0", "dspg-c0", 0, [2.0])
     with pytest.raises(ValueError, match="new: runs labelled 'dspg-c0' exist already"):
         relabel(tmp_path, "dspg", "dspg-c0")
-    with pytest.raises(ValueError, match="old: no runs labelled 'td3'"):
+    with pytest.raises(ValueError, match="old: no ended runs labelled 'td3'"):
         relabel(tmp_path, "td3", "td3-old")
     with pytest.raises(ValueError, match="new: must differ from old"):
         relabel(tmp_path, "dspg", "dspg")

@@ -24,11 +24,11 @@ RECORDS = ("done.json", "failed.json")
 
 
 def run_folders(out: Path, algo: str) -> list[Path]:
-    """The runs ``<out>/<world>/<algo>_<seed>`` (folders or links), sorted."""
+    """The ended runs ``<out>/<world>/<algo>_<seed>`` (folders or links with a ``done.json`` or ``failed.json``), sorted."""
     found = []
     for world in sorted(path for path in out.iterdir() if path.is_dir()):
         for run in sorted(world.glob(f"{algo}_*")):
-            if run.name[len(algo) + 1 :].isdigit():
+            if run.name[len(algo) + 1 :].isdigit() and any((run / name).exists() for name in RECORDS):
                 found.append(run)
     return found
 
@@ -37,7 +37,8 @@ def relabel(
     out: Path, old: str, new: str, variant: dict[str, Any] | None = None, links: Path | None = None
 ) -> list[tuple[Path, Path]]:
     """
-    Rename every run of ``old`` under ``out`` to ``new``.
+    Rename every ended run of ``old`` under ``out`` to ``new``. A run still in progress (no record yet) is left
+    where it is, so that the process writing it is not disturbed; relabel it once it has ended.
 
     :param out: a ``compare`` results folder (its subfolders are worlds)
     :param old: the runs' current label, e.g. ``"dspg"``
@@ -55,7 +56,7 @@ def relabel(
         raise ValueError(f"new: must differ from old, both are {old!r}")
     moves = [(run, run.with_name(f"{new}{run.name[len(old) :]}")) for run in run_folders(out, old)]
     if not moves:
-        raise ValueError(f"old: no runs labelled {old!r} under {out}")
+        raise ValueError(f"old: no ended runs labelled {old!r} under {out}")
     if taken := [str(target) for _, target in moves if target.exists() or target.is_symlink()]:
         raise ValueError(f"new: runs labelled {new!r} exist already ({', '.join(taken[:3])}); relabel those first")
     repoint = _links_into(links, [source for source, _ in moves]) if links is not None else []
