@@ -7,7 +7,7 @@ from sb3_dspg.policies import ActionDenoiser, CnnPolicy, DSPGPolicy, GradientHea
 
 register_envs()
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "DSPG",

@@ -89,10 +89,11 @@ class DSPG(OffPolicyAlgorithm):
         removes a bias of ``ĝ`` along action directions the outcome does not inform (learned conditional and
         unconditional scores differ there on average); unbiased either way for exact scores (docs/design.md §9)
     :param critic_grad_weight: how much of the critic's ``∇_a Q̂`` the actor follows: ``c`` in
-        ``(1 − c)·H + c·∇_a Q̂`` (both in the head's units). ``0`` (default): the gradient head alone, pure DSPG, no
-        gradient through the critic; ``1``: a DDPG-style actor on the mean of the twin critics; ``"auto"``: the
-        inverse-variance weight per batch, from the disagreement of twin heads (each fitted to half of every batch)
-        and of the twin critics (:mod:`sb3_dspg.blend`, docs/design.md §11)
+        ``(1 − c)·H + c·∇_a Q̂`` (both in the head's units). ``0.1`` (default since 0.3.0, chosen on the noisy suite;
+        docs/design.md §11); ``0``: the gradient head alone, pure DSPG, no gradient through the critic (the default
+        before 0.3.0); ``1``: a DDPG-style actor on the mean of the twin critics; ``"auto"``: the inverse-variance
+        weight per batch, from the disagreement of twin heads (each fitted to half of every batch) and of the twin
+        critics (:mod:`sb3_dspg.blend`)
     :param saturation_coef: weight of the penalty on the actor's pre-tanh activation beyond ``±2``
         that keeps it out of ``tanh`` saturation
     :param critic_type: the critic that gives DSPG its return signal and baseline: ``"td3"`` (TD3's twin Q with
@@ -151,7 +152,7 @@ class DSPG(OffPolicyAlgorithm):
         antithetic: bool = True,
         grad_clip: float = 3.0,
         centre_advantage: bool = False,
-        critic_grad_weight: float | str = 0.0,
+        critic_grad_weight: float | str = 0.1,
         saturation_coef: float = 1.0,
         critic_type: str = "td3",
         stats_window_size: int = 100,

@@ -171,7 +171,7 @@ def test_variant_settings_go_over_the_grid_and_are_recorded(tmp_path):
     assert done["variant"]["policy_kwargs"]["net_arch"]["denoiser"] == [4]
     # the settings the run was made with, read back from the model (library defaults too), the per-run ones left out
     settings = done["settings"]
-    assert settings["policy_kwargs"]["net_arch"]["denoiser"] == [4] and settings["critic_grad_weight"] == 0.0
+    assert settings["policy_kwargs"]["net_arch"]["denoiser"] == [4] and settings["critic_grad_weight"] == 0.1
     assert settings["train_freq"] == [1, "step"] and not {"seed", "env", "tensorboard_log"} & set(settings)
 
 

@@ -25,6 +25,7 @@ TB_KEYS = {
     "train/grad_estimate_norm",
     "train/cos_to_critic_grad",
     "train/cos_head_to_critic_grad",
+    "train/critic_grad_weight",  # the default follows a share of the critic's slope, and logs it
     "train/n_updates",
     "rollout/ep_rew_mean",
     "time/fps",
