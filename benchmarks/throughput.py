@@ -36,7 +36,8 @@ ALGOS = {
     "dspg-unfused": (DSPG, {}, dict(optimizer_kwargs=dict(fused=False))),
     "dspg-no-antithetic": (DSPG, dict(antithetic=False), {}),
     "dspg-blend": (DSPG, dict(critic_grad_weight="auto"), {}),
-    "dspg-c01": (DSPG, dict(critic_grad_weight=0.1), {}),
+    "dspg-c01": (DSPG, dict(critic_grad_weight=0.1), {}),  # the default since 0.3.0, named for older commands
+    "dspg-c0": (DSPG, dict(critic_grad_weight=0.0), {}),  # the gradient head alone, the default before 0.3.0
     "dspg-small": (DSPG, {}, dict(net_arch=SMALL)),
     "dspg-small-no-antithetic": (DSPG, dict(antithetic=False), dict(net_arch=SMALL)),
     "td3": (TD3, {}, {}),
