@@ -62,4 +62,7 @@ def test_relabel_refuses_what_would_lose_or_mix_runs(tmp_path):
         relabel(tmp_path, "dspg", "dspg")
     with pytest.raises(ValueError, match="new: an algorithm label"):
         relabel(tmp_path, "dspg", "a/b")
+    for bad in ("{critic_grad_weight: 0}", "[0.0]"):  # not JSON; JSON but not an object
+        with pytest.raises(SystemExit, match="--variant: a JSON object of keyword arguments"):
+            cli_main(["relabel", str(tmp_path), "dspg", "dspg-x", "--variant", bad])
     assert json.loads((tmp_path / "w" / "dspg_0" / "done.json").read_text())["final_return"] == 1.0  # nothing moved

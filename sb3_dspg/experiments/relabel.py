@@ -64,22 +64,23 @@ def relabel(
         source.rename(target)
         if not target.is_symlink():
             _rewrite_records(target, new, variant)
+    targets = dict(moves)
     for link, source in repoint:
-        target = dict(moves)[source]
         link.unlink()
-        link.symlink_to(os.path.relpath(target, link.parent))
+        link.symlink_to(os.path.relpath(targets[source], link.parent))
     return moves
 
 
 def _links_into(root: Path, sources: list[Path]) -> list[tuple[Path, Path]]:
     """The symbolic links under ``root`` (not the moved runs themselves) that resolve to one of ``sources``."""
     wanted = {source.resolve(): source for source in sources if not source.is_symlink()}
+    moved = set(sources)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath) / name
-            if path.is_symlink() and path.resolve() in wanted and path not in sources:
-                found.append((path, wanted[path.resolve()]))
+            if path.is_symlink() and path not in moved and (source := wanted.get(path.resolve())) is not None:
+                found.append((path, source))
     return found
 
 
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", default=None, help="JSON keyword arguments the new label stands for")
     parser.add_argument("--links", default=None, help="re-point the symbolic links under this folder that lead to a moved run")
     args = parser.parse_args(argv)
-    variant = json.loads(args.variant) if args.variant is not None else None
+    try:
+        variant = json.loads(args.variant) if args.variant is not None else None
+    except json.JSONDecodeError:
+        variant = args.variant
     if variant is not None and not isinstance(variant, dict):
         raise SystemExit(f"--variant: a JSON object of keyword arguments, got {args.variant!r}")
     moves = relabel(Path(args.out), args.old, args.new, variant, Path(args.links) if args.links else None)
