@@ -1,4 +1,4 @@
-"""The ``sb3-dspg`` command: ``train`` (train, save, log to TensorBoard, evaluate DSPG) and ``compare``."""
+"""The ``sb3-dspg`` command: ``train`` (train, save, log to TensorBoard, evaluate DSPG), ``compare`` and ``relabel``."""
 
 import argparse
 import json
