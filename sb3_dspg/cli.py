@@ -1,6 +1,7 @@
 """The ``sb3-dspg`` command: ``train`` (train, save, log to TensorBoard, evaluate DSPG), ``compare`` and ``relabel``."""
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -39,6 +40,13 @@ def train(args: argparse.Namespace) -> float:
     return mean
 
 
+#: subcommands that live in ``sb3_dspg.experiments.<name>`` and parse their own arguments: name -> help
+DELEGATED = {
+    "compare": "DSPG vs DDPG/TD3/SAC/TQC/CrossQ across envs and seeds",
+    "relabel": "rename an algorithm's runs in a compare results folder",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sb3-dspg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,22 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     p_train.add_argument("--eval-episodes", type=int, default=10)
     p_train.add_argument("--no-progress-bar", action="store_true")
     p_train.add_argument("--verbose", type=int, default=0)
-    sub.add_parser(
-        "compare", help="DSPG vs DDPG/TD3/SAC/TQC/CrossQ across envs and seeds (see sb3-dspg compare --help)", add_help=False
-    )
-    sub.add_parser(
-        "relabel", help="rename an algorithm's runs in a compare results folder (see sb3-dspg relabel --help)", add_help=False
-    )
+    for name, what in DELEGATED.items():  # each parses its own arguments; imported only when called
+        sub.add_parser(name, help=f"{what} (see sb3-dspg {name} --help)", add_help=False)
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "compare":
-        from sb3_dspg.experiments.compare import main as compare_main
-
-        compare_main(argv[1:])
-        return
-    if argv and argv[0] == "relabel":
-        from sb3_dspg.experiments.relabel import main as relabel_main
-
-        relabel_main(argv[1:])
+    if argv and argv[0] in DELEGATED:
+        importlib.import_module(f"sb3_dspg.experiments.{argv[0]}").main(argv[1:])
         return
     args = parser.parse_args(argv)
     if args.command == "train":
