@@ -66,3 +66,16 @@ def test_relabel_refuses_what_would_lose_or_mix_runs(tmp_path):
         with pytest.raises(SystemExit, match="--variant: a JSON object of keyword arguments"):
             cli_main(["relabel", str(tmp_path), "dspg", "dspg-x", "--variant", bad])
     assert json.loads((tmp_path / "w" / "dspg_0" / "done.json").read_text())["final_return"] == 1.0  # nothing moved
+
+
+def test_relabel_to_the_same_label_records_the_variant_in_place(tmp_path):
+    fake_run(tmp_path / "w" / "dspg-x_0", "dspg-x", 0, [0.0, 3.0], {"critic_type": "crossq"})
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "dspg-x_0").symlink_to("../w/dspg-x_0")  # the same run linked: rewritten once, not moved
+
+    cli_main(["relabel", str(tmp_path), "dspg-x", "dspg-x", "--variant", '{"critic_type": "crossq", "c": 0.0}'])
+
+    assert sorted(path.name for path in (tmp_path / "w").iterdir()) == ["dspg-x_0"]
+    record = json.loads((tmp_path / "w" / "dspg-x_0" / "done.json").read_text())
+    assert record == dict(env="w", algo="dspg-x", seed=0, final_return=3.0, variant={"critic_type": "crossq", "c": 0.0})
+    assert (tmp_path / "v" / "dspg-x_0").is_symlink()

@@ -12,6 +12,12 @@ Each moved run's ``done.json`` (and ``failed.json``) gets the new ``algo`` and `
 apart from the defaults, none for a plain algorithm). Runs that are links into another study are renamed as links;
 the study they point into keeps its labels. Links elsewhere under ``--links`` that point at a moved run are
 re-pointed and keep their own names, so other studies still find their runs.
+
+With ``new`` equal to ``old`` and a ``--variant``, the runs keep their label and only their records get the variant:
+for a variant whose runs were made under an earlier default, so that it names that default's setting too::
+
+    sb3-dspg relabel benchmarks/results/noisy dspg-crossq dspg-crossq \\
+      --variant '{"critic_type": "crossq", "critic_grad_weight": 0.0}'
 """
 
 import argparse
@@ -46,17 +52,23 @@ def relabel(
     :param variant: the keyword arguments ``new`` stands for, recorded in each moved run's ``done.json`` as
         ``compare --variant`` does (``None``: a plain algorithm, the record's ``variant`` is dropped)
     :param links: a folder whose symbolic links to a moved run are re-pointed (e.g. ``benchmarks/results``)
-    :return: the ``(old path, new path)`` pairs, in the order they were moved
-    :raises ValueError: if the labels are equal or malformed, no run has label ``old``, or a ``new`` run exists
+    :return: the ``(old path, new path)`` pairs, in the order they were moved (equal paths when ``new == old``)
+    :raises ValueError: if the labels are malformed, or equal with no ``variant``, no run has label ``old``, or a
+        ``new`` run exists
     """
     for name, label in (("old", old), ("new", new)):
         if not label or "/" in label or label != label.strip():
             raise ValueError(f"{name}: an algorithm label such as 'dspg' or 'dspg-c0', got {label!r}")
-    if old == new:
-        raise ValueError(f"new: must differ from old, both are {old!r}")
+    if old == new and variant is None:
+        raise ValueError(f"new: must differ from old (both are {old!r}) unless a variant is given to record")
     moves = [(run, run.with_name(f"{new}{run.name[len(old) :]}")) for run in run_folders(out, old)]
     if not moves:
         raise ValueError(f"old: no ended runs labelled {old!r} under {out}")
+    if old == new:  # same label: only the records change
+        for run, _ in moves:
+            if not run.is_symlink():
+                _rewrite_records(run, new, variant)
+        return moves
     if taken := [str(target) for _, target in moves if target.exists() or target.is_symlink()]:
         raise ValueError(f"new: runs labelled {new!r} exist already ({', '.join(taken[:3])}); relabel those first")
     repoint = _links_into(links, [source for source, _ in moves]) if links is not None else []
