@@ -124,5 +124,5 @@ def main(argv: list[str] | None = None) -> None:
     if variant is not None and not isinstance(variant, dict):
         raise SystemExit(f"--variant: a JSON object of keyword arguments, got {args.variant!r}")
     moves = relabel(Path(args.out), args.old, args.new, variant, Path(args.links) if args.links else None)
-    done = f"recorded the variant of {len(moves)} runs of {args.old}" if args.new == args.old else f"relabelled {len(moves)} runs"
-    print(f"{done}: {args.old} -> {args.new}")
+    action = "recorded the variant of" if args.new == args.old else "relabelled"
+    print(f"{action} {len(moves)} runs: {args.old} -> {args.new}")
