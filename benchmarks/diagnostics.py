@@ -69,14 +69,17 @@ def at_fraction(steps: np.ndarray, values: np.ndarray, fraction: float, window: 
     return float(np.mean(values[chosen])) if chosen.any() else float(values[np.argmin(np.abs(steps - end))])
 
 
-def world_diagnostics(world_dir: Path) -> tuple[dict[str, list[float]], dict[str, list[np.ndarray]], int]:
+def world_diagnostics(world_dir: Path, algo: str = "dspg") -> tuple[dict[str, list[float]], dict[str, list[np.ndarray]], int]:
     """
     Per diagnostic, the median across seeds at each of :data:`FRACTIONS`, the per-seed curves of the two key
     ones (on a common grid of 50 points), and the number of seeds read.
+
+    :param world_dir: ``<out>/<env>``
+    :param algo: the label of the DSPG runs to read (``dspg`` or a variant's, e.g. ``dspg-crossq01``)
     """
-    runs = [scalars for d in sorted(world_dir.glob("dspg_*")) if (scalars := read_scalars(d))]
+    runs = [scalars for d in sorted(world_dir.glob(f"{algo}_*")) if (scalars := read_scalars(d))]
     if not runs:
-        raise ValueError(f"world_dir: no DSPG TensorBoard logs under {world_dir}/dspg_*/tb_*")
+        raise ValueError(f"world_dir: no DSPG TensorBoard logs under {world_dir}/{algo}_*/tb_*")
     tags = {**TAGS, "cond / uncond": "cond / uncond"}
     for run in runs:  # the derived series, so that it is tabulated and plotted like a logged one
         steps, cond = run["train/denoiser_loss_cond"]
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("worlds", nargs="+", type=Path, help="<out>/<env> folders of sb3-dspg compare runs")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file (default: print only)")
+    parser.add_argument(
+        "--algos", nargs="+", default=["dspg"], help="labels of DSPG runs to read in every world (default: dspg)"
+    )
     args = parser.parse_args(argv)
 
     import matplotlib
@@ -107,12 +113,14 @@ def main(argv: list[str] | None = None) -> None:
     lines = [header, "|" + "---|" * (3 + len(FRACTIONS))]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for world in args.worlds:
-        table, curves, seeds = world_diagnostics(world)
-        for name, values in table.items():
-            lines.append(f"| {world.name} | {seeds} | {name} | " + " | ".join(f"{v:.3g}" for v in values) + " |")
-        for axis, (name, per_seed) in zip(axes, curves.items(), strict=True):
-            axis.plot(100 * GRID, np.median(per_seed, axis=0), label=world.name)
-            axis.set(title=f"{name} (median over seeds)", xlabel="% of the training updates")
+        for algo in args.algos:
+            table, curves, seeds = world_diagnostics(world, algo)
+            label = world.name if args.algos == ["dspg"] else f"{world.name} {algo}"
+            for name, values in table.items():
+                lines.append(f"| {label} | {seeds} | {name} | " + " | ".join(f"{v:.3g}" for v in values) + " |")
+            for axis, (name, per_seed) in zip(axes, curves.items(), strict=True):
+                axis.plot(100 * GRID, np.median(per_seed, axis=0), label=label)
+                axis.set(title=f"{name} (median over seeds)", xlabel="% of the training updates")
     axes[1].set_yscale("log")
     axes[0].legend(fontsize=8)
     figure.tight_layout()
