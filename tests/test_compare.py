@@ -416,6 +416,52 @@ def test_performance_profile_bands_are_reproducible(tmp_path):
     assert (tmp_path / "first.png").read_bytes() == (tmp_path / "second.png").read_bytes()
 
 
+def test_performance_profile_covers_only_worlds_where_every_algorithm_ran_every_seed(tmp_path, monkeypatch):
+    profiled = {}
+    monkeypatch.setattr(compare, "plot_performance_profile", lambda scores, path: profiled.update(scores))
+    # a: every algorithm 2 seeds (dspg best); b: td3 seed 1 missing, an extra dspg seed; c: sac only; d: a tie
+    finals = {("a", "dspg"): [3.0, 5.0], ("a", "td3"): [1.0, 2.0], ("a", "sac"): [4.0, 1.0],
+              ("b", "dspg"): [0.0, 1.0, 9.0], ("b", "td3"): [2.0], ("b", "sac"): [1.0, 1.0],
+              ("c", "sac"): [7.0, 7.0], ("d", "dspg"): [1.0, 1.0], ("d", "td3"): [1.0, 1.0], ("d", "sac"): [1.0, 1.0],
+              ("e", "dspg"): [10.0, 20.0], ("e", "td3"): [30.0, 20.0], ("e", "sac"): [0.0, 40.0]}  # fmt: skip
+    for (env, algo), returns in finals.items():
+        for seed, final in enumerate(returns):
+            run = tmp_path / env / f"{algo}_{seed}"
+            run.mkdir(parents=True)
+            np.savez(run / "evaluations.npz", timesteps=np.array([100, 200]), results=np.array([[-50.0], [final]]))
+            (run / "done.json").write_text(json.dumps(dict(env=env, algo=algo, seed=seed, final_return=final)))
+    report = compare.report(tmp_path, list("abcdef"), ["dspg", "td3", "sac"], [0, 1, 2], "cmd", profile_seeds=[0, 1])
+    # only a and e: b lacks td3's seed 1 (dspg's extra seed 2 is not a profile seed), c has no dspg or td3, d no spread
+    assert "over the 2 worlds" in report and "`a`, `e`" in report
+    assert "`b` (td3: seed 1 missing)" in report and "`c` (dspg: no run; td3: no run)" in report
+    assert "`d` (every run ends at 1)" in report and "`f` (no run of these algorithms)" in report
+    # min-max per world over the profile's runs, seeds in order: a spans 1..5, e spans 0..40
+    np.testing.assert_allclose(profiled["dspg"], [[0.5, 0.25], [1.0, 0.5]])
+    np.testing.assert_allclose(profiled["sac"], [[0.75, 0.0], [0.0, 1.0]])
+    # a profile of fewer algorithms (as a suite's `profile` names them) takes in the worlds they share
+    profiled.clear()
+    report = compare.report(tmp_path, list("abcde"), ["dspg", "td3", "sac"], [0, 1, 2], "cmd", profile=["sac", "td3"],
+                            profile_seeds=[0])  # fmt: skip
+    assert set(profiled) == {"sac", "td3"} and "sac, td3, seeds 0, over the 3 worlds" in report  # a, b, e
+    np.testing.assert_allclose(profiled["td3"], [[0.0, 1.0, 1.0]])
+
+
+def test_performance_profile_legend_names_each_algorithms_line(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *args, **kwargs: saved.append(fig))
+    scores = {algo: np.random.default_rng(i).uniform(size=(5, 3)) for i, algo in enumerate(("dspg", "td3", "sac"))}
+    compare.plot_performance_profile(scores, tmp_path / "profile.png")
+    ax = saved[0].axes[0]
+    legend = ax.get_legend()
+    labels = [text.get_text() for text in legend.get_texts()]
+    colours = [handle.get_color() for handle in legend.legend_handles]
+    # the axes hold lines and CI bands; each label must carry its own line's colour, not a band's
+    assert labels == list(scores)
+    assert colours == [line.get_color() for line in ax.lines[: len(scores)]] == ["C0", "C1", "C2"]
+
+
 def test_two_worlds_sweeping_one_parameter_get_a_plot_each(tmp_path, monkeypatch):
     plotted = {}
     monkeypatch.setattr(

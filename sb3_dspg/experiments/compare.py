@@ -177,7 +177,8 @@ def load_suite(suite: str, names: list[str] | None = None) -> tuple[dict[str, An
     A world may name ``gym_packages``: modules every run imports first (e.g. one that registers its envs).
 
     :param names: only these worlds (all when ``None``); an unknown name raises ``ValueError``
-    :return: ``(the suite's header: name, version, algos, seeds), worlds``
+    :return: ``(the suite's header: name, version, algos, seeds and its optional ``profile``, the algorithms of the
+        report's performance profile), worlds``
     """
     import yaml
 
@@ -197,7 +198,7 @@ def load_suite(suite: str, names: list[str] | None = None) -> tuple[dict[str, An
         for name, entry in entries.items()
         if names is None or name in names
     ]  # fmt: skip
-    return {key: table[key] for key in ("name", "version", "algos", "seeds")}, worlds
+    return {key: table[key] for key in ("name", "version", "algos", "seeds")} | {"profile": table.get("profile")}, worlds
 
 
 def grid_hyperparams(
@@ -602,19 +603,43 @@ def steps_to_reach(df, spec: str, scores: dict[str, np.ndarray], threshold: floa
     return reach
 
 
-def normalised_scores(df, specs: list[str], algos: list[str]) -> dict[str, np.ndarray]:
+def normalised_scores(
+    df, specs: list[str], algos: list[str], seeds: list[int]
+) -> tuple[dict[str, np.ndarray], list[str], dict[str, str]]:
     """
-    Final returns ``(n_seeds, n_worlds)`` per algorithm, each world min-max normalised over all its runs (0: the
-    worst run of any algorithm, 1: the best), over the worlds where every algorithm has the same seed count.
+    The performance profile's scores: final returns ``(len(seeds), n_worlds)`` per algorithm, each world min-max
+    normalised over these runs (0: the worst of them, 1: the best), over the worlds where every one of ``algos``
+    completed every one of ``seeds`` (rliable needs the same runs on every world), so that no algorithm is scored on
+    worlds another never ran.
+
+    :return: ``(scores, the worlds used, the worlds left out -> why)``; ``scores`` is empty when no world qualifies
     """
-    per_world = [final_scores(df, spec, algos) for spec in specs]
-    usable = [w for w in per_world if set(w) == set(algos) and len({len(v) for v in w.values()}) == 1]
-    columns: dict[str, list[np.ndarray]] = {algo: [] for algo in algos}
-    for world in usable:
-        low, high = min(v.min() for v in world.values()), max(v.max() for v in world.values())
+    used, left_out, columns = [], {}, {algo: [] for algo in algos}
+    for spec in specs:
+        runs = df[(df.env == spec) & df.algo.isin(algos) & df.seed.isin(seeds)] if len(df) else df
+        last = runs.sort_values("timesteps").groupby(["algo", "seed"]).tail(1) if len(runs) else runs
+        missing = {algo: sorted(set(seeds) - set(last[last.algo == algo].seed)) if len(last) else sorted(seeds)
+                   for algo in algos}  # fmt: skip
+        missing = {algo: gap for algo, gap in missing.items() if gap}
+        if missing and all(len(gap) == len(seeds) for gap in missing.values()) and len(missing) == len(algos):
+            left_out[spec] = "no run of these algorithms"
+            continue
+        if missing:
+            left_out[spec] = "; ".join(
+                f"{algo}: no run" if len(gap) == len(seeds) else f"{algo}: seed {', '.join(map(str, gap))} missing"
+                for algo, gap in missing.items()
+            )
+            continue
+        low, high = last.mean_return.min(), last.mean_return.max()
+        if high == low:  # every run at the same return: no ordering to profile
+            left_out[spec] = f"every run ends at {high:.4g}"
+            continue
+        used.append(spec)
         for algo in algos:
-            columns[algo].append((world[algo][:, 0] - low) / (high - low if high > low else 1.0))
-    return {algo: np.stack(cols, axis=1) for algo, cols in columns.items() if cols}
+            final = last[last.algo == algo].sort_values("seed").mean_return.to_numpy()
+            columns[algo].append((final - low) / (high - low))
+    scores = {algo: np.stack(cols, axis=1) for algo, cols in columns.items()} if used else {}
+    return scores, used, left_out
 
 
 def algo_colour(index: int, n_algos: int) -> Any:
@@ -636,6 +661,7 @@ def plot_performance_profile(scores: dict[str, np.ndarray], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from rliable import library as rly
     from rliable import plot_utils
 
@@ -649,9 +675,13 @@ def plot_performance_profile(scores: dict[str, np.ndarray], path: Path) -> None:
     colors = {algo: algo_colour(i, len(scores)) for i, algo in enumerate(scores)}
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, colors=colors,
                                          xlabel=r"normalised final return $\tau$", ax=ax)  # fmt: skip
-    ax.legend(list(scores), loc="lower left")
+    # one handle per algorithm in its colour (the axes also hold the CI bands, which a plain legend would label)
+    handles = [Line2D([], [], color=colors[algo], label=algo) for algo in scores]
+    ax.legend(handles=handles, loc="lower left", fontsize="small")
     n_worlds = next(iter(scores.values())).shape[1]
-    ax.set_title(f"performance profile over {n_worlds} worlds (min-max normalised per world)")
+    ax.set_title(
+        f"performance profile over {n_worlds} worlds\n(final return, min-max normalised per world)", fontsize="medium"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -724,6 +754,8 @@ def report(
     sweeps: dict[str, tuple[str, list[str]]] | None = None,
     header: str = "# DSPG vs peers",
     reference: str = "dspg",
+    profile: list[str] | None = None,
+    profile_seeds: list[int] | None = None,
 ) -> str:
     """
     Write ``evaluations.csv``, ``results.md`` (a summary table of DSPG against the best peer per world: the ratio
@@ -735,6 +767,8 @@ def report(
     :param reference: the DSPG whose probabilities of improvement and steps-to-return the report gives (a variant
         such as ``dspg-crossq``: the report is then ``results_<reference>.md``); peers are the algorithms that are
         not a DSPG
+    :param profile: the algorithms of the performance profile (default: ``algos``); it covers the worlds where
+        each completed every one of ``profile_seeds`` (default: ``seeds``) and names the worlds it leaves out
     """
     df = collect(out, specs, algos, seeds)
     df.to_csv(out / "evaluations.csv", index=False)
@@ -814,9 +848,18 @@ def report(
                   f"| world | option | seeds | final IQM [95% CI] | P(option > {name}), final "
                   f"| learning-curve mean IQM [95% CI] | P(option > {name}), curve |",
                   "|---|---|---|---|---|---|---|", *options, ""]  # fmt: skip
-    profile = normalised_scores(df, specs, algos)
-    if profile and next(iter(profile.values())).shape[1] >= 2:
-        plot_performance_profile(profile, out / "performance_profile.png")
+    profile_algos, profile_seeds = profile or algos, profile_seeds or seeds
+    profile_scores, used, left_out = normalised_scores(df, specs, profile_algos, profile_seeds)
+    if len(used) >= 2:
+        plot_performance_profile(profile_scores, out / "performance_profile.png")
+        worlds = ", ".join(f"`{spec}`" for spec in used)
+        lines += ["## Performance profile", "",
+                  f"{', '.join(profile_algos)}, seeds {', '.join(map(str, profile_seeds))}, over the {len(used)} worlds "
+                  f"where each of them completed every one of those seeds: {worlds}. Each world's final returns are "
+                  "min-max normalised over these runs (0: the worst, 1: the best), so the profile ranks the "
+                  "algorithms; it does not say how close any comes to a task's optimum.", ""]  # fmt: skip
+        if left_out:
+            lines += ["Left out: " + "; ".join(f"`{spec}` ({why})" for spec, why in left_out.items()) + ".", ""]
         lines += ["![performance profile](performance_profile.png)", ""]
     lines += sections
     for plot, (param, swept) in (sweeps or {}).items():
@@ -937,6 +980,10 @@ def main(argv: list[str] | None = None) -> None:
         "--reference", default="dspg", help="the DSPG (or DSPG variant) the report measures the peers against; "
         "not dspg: the report goes to results_<reference>.md"
     )  # fmt: skip
+    parser.add_argument(
+        "--profile", nargs="+", default=None, metavar="ALGO", help="the algorithms of the report's performance profile "
+        "(default: the suite's profile, else every algorithm of the report); it covers the worlds where each ran every seed"
+    )  # fmt: skip
     parser.add_argument("--backend", choices=BACKENDS, default="local", help="local process pool (default) or Ray tasks")
     parser.add_argument("--address", default=None, help="Ray cluster: 'auto' or 'ray://HOST:PORT' (default: start one)")
     parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray num_cpus and torch threads of each run (default 1)")
@@ -1007,7 +1054,9 @@ def main(argv: list[str] | None = None) -> None:
     # a suite's sweep plot is named after its world (two worlds may sweep one parameter), a command line's after the parameter
     sweeps = {world.name if args.suite else world.sweep_param: (world.sweep_param, world.specs) for world in all_worlds
               if world.sweep_param}  # fmt: skip
-    print(report(out, specs, report_algos, report_seeds, command, sweeps, header, args.reference))
+    # the profile compares like with like: the suite's seeds (a call's --seeds may name a part of them)
+    profile, profile_seeds = args.profile or suite.get("profile"), suite["seeds"] if args.suite else seeds
+    print(report(out, specs, report_algos, report_seeds, command, sweeps, header, args.reference, profile, profile_seeds))
 
 
 if __name__ == "__main__":
