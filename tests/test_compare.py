@@ -435,6 +435,10 @@ def test_performance_profile_covers_only_worlds_where_every_algorithm_ran_every_
     assert "over the 2 worlds" in report and "`a`, `e`" in report
     assert "`b` (td3: seed 1 missing)" in report and "`c` (dspg: no run; td3: no run)" in report
     assert "`d` (every run ends at 1)" in report and "`f` (no run of these algorithms)" in report
+    # aggregated over a and e: P(DSPG > td3) is the mean of the per-world shares of won pairs, (4/4 + 0.5/4) / 2
+    table = report[report.index("| algo | normalised final IQM") :].splitlines()
+    row = next(line for line in table if line.startswith("| td3 | "))
+    assert row.split("|")[3].split()[0] == f"{(1.0 + 0.5 / 4) / 2:.2f}"
     # min-max per world over the profile's runs, seeds in order: a spans 1..5, e spans 0..40
     np.testing.assert_allclose(profiled["dspg"], [[0.5, 0.25], [1.0, 0.5]])
     np.testing.assert_allclose(profiled["sac"], [[0.75, 0.0], [0.0, 1.0]])

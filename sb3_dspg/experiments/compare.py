@@ -860,7 +860,14 @@ def report(
                   "algorithms; it does not say how close any comes to a task's optimum.", ""]  # fmt: skip
         if left_out:
             lines += ["Left out: " + "; ".join(f"`{spec}` ({why})" for spec, why in left_out.items()) + ".", ""]
-        lines += ["![performance profile](performance_profile.png)", ""]
+        # the same normalised scores aggregated over the worlds: IQM over every (seed, world), P averaged over worlds
+        point, ci = interval_estimates(profile_scores)
+        improvement = improvement_probabilities(profile_scores, reference)
+        lines += [f"| algo | normalised final IQM [95% CI] | P({name} > algo), averaged over the worlds |", "|---|---|---|"]
+        for algo in profile_scores:
+            poi = _with_ci(improvement[algo], ".2f") if algo in improvement else "-"
+            lines.append(f"| {algo} | {_with_ci(_iqm_with_ci(point, ci, algo), '.3f')} | {poi} |")
+        lines += ["", "![performance profile](performance_profile.png)", ""]
     lines += sections
     for plot, (param, swept) in (sweeps or {}).items():
         if df.empty or not df["env"].isin(swept).any():  # a swept world with no completed run yet
