@@ -96,6 +96,9 @@ def main() -> None:
         default=None,
         help="the denoiser's hidden layers (default: [256, 256], as every other network)",
     )
+    parser.add_argument(
+        "--outcome", choices=["transition", "return"], default="transition", help="the denoiser's condition: (y, R) or R"
+    )
     parser.add_argument("--sigma", type=float, default=0.2)
     parser.add_argument("--beta", type=float, default=0.4)
     parser.add_argument("--states", type=int, default=64)
@@ -105,6 +108,7 @@ def main() -> None:
     if args.pretrain:
         return pretrain_axis(args)
     hit = args.reward == "hit"
+    condition = "(a + ε, R)" if args.outcome == "transition" else "R alone (outcome='return')"
     several = len(args.seeds) > 1  # then a seed column: the world stays seed 0's, training and held-out states vary
     lines = [
         "# Gradient quality on one-step worlds with a known gradient",
@@ -115,7 +119,7 @@ def main() -> None:
         + (f" (denoiser {args.denoiser_arch})" if args.denoiser_arch else "")
         + ", "
         + f"the shipped DSPG step (sb3_dspg.estimator), baseline b(s, ã): {args.baseline}; "
-        f"state dim = action dim d, outcome = (a + ε, R), reward {args.reward}. Metrics over {args.states} held-out "
+        f"state dim = action dim d, outcome = {condition}, reward {args.reward}. Metrics over {args.states} held-out "
         "states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error"
         + ("; hit: of E[R] smoothed by N(0, kσ²), k = β²/(β²+σ²), DSPG's estimand (one_step.OneStepWorld)." * hit or "."),
         "",
@@ -155,6 +159,7 @@ def main() -> None:
                     baseline=args.baseline,
                     blend=args.blend,
                     twin_heads=args.precision_blend,
+                    outcome=args.outcome,
                 )
                 wall = time.perf_counter() - start
                 th.manual_seed(1 + seed)

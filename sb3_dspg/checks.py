@@ -36,6 +36,7 @@ HYPERPARAMETER_RULES: dict[str, tuple[Any, str]] = {
         "a number in [0, 1] (0: the gradient head alone, 1: the critic's ∇_a Q alone) or 'auto'",
     ),
     "n_grad_heads": (lambda v: v in (1, 2) and not isinstance(v, bool), "1 or 2"),
+    "outcome": (lambda v: v in ("transition", "return"), "'transition' (the next state and reward) or 'return' (G)"),
 }
 
 

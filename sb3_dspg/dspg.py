@@ -99,6 +99,11 @@ class DSPG(OffPolicyAlgorithm):
     :param critic_type: the critic that gives DSPG its return signal and baseline: ``"td3"`` (TD3's twin Q with
         target networks) or ``"crossq"`` (CrossQ's batch-renormalised twin Q, no target networks, one joint pass
         over ``(s, a)`` and ``(s′, a′)``; :mod:`sb3_dspg.crossq`). ``tau`` and the target networks are then unused.
+    :param outcome: what the denoiser is conditioned on: ``"transition"`` (default: ``o = (s′ − s, r)``, the seed's
+        outcome) or ``"return"`` (``o = G``, the return signal alone). The score of ``G`` is the conditional mean of
+        the transition's score given ``G``, so ``ĝ`` keeps its mean and loses the variance of everything in
+        ``(s′, r)`` that ``G`` does not depend on (Rao-Blackwell; docs/design.md §12). It needs rewards:
+        no reward-free pretraining
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -155,6 +160,7 @@ class DSPG(OffPolicyAlgorithm):
         critic_grad_weight: float | str = 0.1,
         saturation_coef: float = 1.0,
         critic_type: str = "td3",
+        outcome: str = "transition",
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -176,17 +182,19 @@ class DSPG(OffPolicyAlgorithm):
             gamma=gamma,
             critic_type=critic_type,
             critic_grad_weight=critic_grad_weight,
+            outcome=outcome,
         )
         if critic_grad_weight == blend.AUTO and (policy_kwargs or {}).get("n_grad_heads", 2) != 2:
             raise ValueError(
                 f"critic_grad_weight: 'auto' needs twin gradient heads, but policy_kwargs['n_grad_heads']="
                 f"{policy_kwargs['n_grad_heads']!r}; leave n_grad_heads out"  # type: ignore[index]
             )
-        if (policy_kwargs or {}).get("critic_type", critic_type) != critic_type:
-            raise ValueError(
-                f"critic_type: {critic_type!r} and policy_kwargs['critic_type']={policy_kwargs['critic_type']!r} "  # type: ignore[index]
-                "disagree; set it once, as DSPG's critic_type"
-            )
+        for name, value in (("critic_type", critic_type), ("outcome", outcome)):
+            if (policy_kwargs or {}).get(name, value) != value:
+                raise ValueError(
+                    f"{name}: {value!r} and policy_kwargs[{name!r}]={policy_kwargs[name]!r} "  # type: ignore[index]
+                    f"disagree; set it once, as DSPG's {name}"
+                )
         super().__init__(
             policy,
             env,
@@ -235,8 +243,11 @@ class DSPG(OffPolicyAlgorithm):
         self.critic_grad_weight = critic_grad_weight
         self.saturation_coef = saturation_coef
         self.critic_type = critic_type
+        self.outcome = outcome
         if critic_type != "td3":  # a copy: the caller's dict stays as given, and a TD3-critic file stores it unchanged
             self.policy_kwargs = {**self.policy_kwargs, "critic_type": critic_type}
+        if outcome != "transition":
+            self.policy_kwargs = {**self.policy_kwargs, "outcome": outcome}
         if critic_grad_weight == blend.AUTO:
             self.policy_kwargs = {**self.policy_kwargs, "n_grad_heads": 2}
         self._cos_to_critic_grad = self._cos_head_to_critic_grad = math.nan

@@ -65,17 +65,19 @@ def denoising_step(
     cond_dropout: float,
     antithetic: bool = True,
     update_statistics: bool = True,
+    returns: th.Tensor | None = None,
 ) -> DenoisingStep:
     """
     Noise the buffer actions and run the denoiser once over the doubled (outcome / null) batch: the part of the
     DSPG step that needs no reward and no critic, shared by :func:`estimate_action_gradient` and reward-free
     pretraining (``rewards=None``: the reward slot of the outcome is masked, docs/design.md §8).
 
-    Parameters as in :func:`estimate_action_gradient`.
+    Parameters as in :func:`estimate_action_gradient`; ``returns`` (``G``, ``(B, 1)``) only for a denoiser
+    conditioned on the return.
     """
     n_noised = 2 if antithetic else 1
     noised_actions, eta = score.noise_actions(actions, sigma, antithetic)
-    features, outcome = denoiser.features_and_outcome(obs, next_obs, rewards)
+    features, outcome = denoiser.features_and_outcome(obs, next_obs, rewards, returns)
     if update_statistics:
         denoiser.update_outcome_statistics(outcome, reward_present=rewards is not None)
     outcome = denoiser.outcome_norm(outcome)
@@ -113,7 +115,7 @@ def estimate_action_gradient(
     :param next_obs: ``s′``; the outcome is ``o = (φ(s′) − φ(s), r)``
     :param rewards: ``r``, ``(B, 1)``
     :param actions: clean buffer actions ``a``, ``(B, d)``
-    :param returns: the return signal ``G``, ``(B, 1)``
+    :param returns: the return signal ``G``, ``(B, 1)`` (also the outcome of a denoiser with ``outcome="return"``)
     :param sigma: σ, the denoiser's noise level
     :param cond_dropout: ``p``, the weight of the unconditional half of the denoising loss
     :param antithetic: noise each action twice, ``a ± σ·η``
@@ -124,7 +126,9 @@ def estimate_action_gradient(
         (:func:`~sb3_dspg.score.action_gradient_estimate`)
     """
     n_noised = 2 if antithetic else 1
-    step = denoising_step(denoiser, obs, next_obs, rewards, actions, sigma, cond_dropout, antithetic, update_statistics)
+    step = denoising_step(
+        denoiser, obs, next_obs, rewards, actions, sigma, cond_dropout, antithetic, update_statistics, returns
+    )
     noised_actions, eps_cond, eps_uncond = step.noised_actions, step.eps_cond, step.eps_uncond
 
     with th.no_grad():

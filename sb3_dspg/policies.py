@@ -105,25 +105,36 @@ class ActionDenoiser(_ExtractorNetwork):
     running statistics; ``s′`` goes through the same features extractor as ``s``. ``m_r = 0`` marks a
     transition without a reward (reward-free pretraining, docs/design.md §8): the network then
     conditions on ``φ(s′) − φ(s)`` alone, and learns how actions shape the next state.
+    With ``outcome="return"`` the outcome is the return signal ``G`` alone, ``(N, 1)`` (docs/design.md §12).
 
-    Constructor parameters as in :class:`_ExtractorNetwork`.
+    :param outcome: ``"transition"`` (``o = (φ(s′) − φ(s), r)``) or ``"return"`` (``o = G``)
+    Other constructor parameters as in :class:`_ExtractorNetwork`.
     """
 
+    def __init__(self, *args: Any, outcome: str = "transition", **kwargs: Any):
+        self.outcome = outcome  # read by _build_net, which the base constructor calls
+        super().__init__(*args, **kwargs)
+
     def _build_net(self, features_dim: int, action_dim: int, net_arch: list[int], activation_fn: type[nn.Module]) -> None:
-        self.outcome_dim = features_dim + 1
+        self.outcome_dim = features_dim + 1 if self.outcome == "transition" else 1
         self.outcome_norm = RunningNorm(self.outcome_dim)
         in_dim = features_dim + action_dim + 1 + self.outcome_dim + 2
         self.eps_net = nn.Sequential(*create_mlp(in_dim, action_dim, net_arch, activation_fn))
 
     def features_and_outcome(
-        self, obs: PyTorchObs, next_obs: PyTorchObs, rewards: th.Tensor | None
+        self, obs: PyTorchObs, next_obs: PyTorchObs, rewards: th.Tensor | None, returns: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor]:
         """
-        One features-extractor pass over ``s`` and ``s′`` together.
+        One features-extractor pass over ``s`` and ``s′`` together (over ``s`` alone with ``outcome="return"``).
 
         :param rewards: ``(N, 1)``, or ``None`` for reward-free transitions (the reward slot is then 0)
-        :return: ``(φ(s), o)`` with the raw (not yet normalised) outcome ``o = (φ(s′) − φ(s), r)``
+        :param returns: the return signal ``G``, ``(N, 1)``: the outcome with ``outcome="return"``, else unused
+        :return: ``(φ(s), o)`` with the raw (not yet normalised) outcome ``o = (φ(s′) − φ(s), r)`` or ``o = G``
         """
+        if self.outcome == "return":
+            if returns is None:
+                raise ValueError("returns: a denoiser conditioned on the return (outcome='return') needs G")
+            return self.features(obs), returns
         feat_s, feat_next = self.features(cat_obs([obs, next_obs])).chunk(2, dim=0)
         rewards = feat_s.new_zeros((feat_s.shape[0], 1)) if rewards is None else rewards
         return feat_s, th.cat([feat_next - feat_s, rewards], dim=1)
@@ -265,6 +276,7 @@ class DSPGPolicy(TD3Policy):
         (sb3-contrib's batch-renormalised ``CrossQCritic``, trained without targets; the actor's and the
         critic's Adam get ``betas=(0.5, 0.999)`` unless ``optimizer_kwargs`` names ``betas``; :mod:`sb3_dspg.crossq`)
     :param n_grad_heads: ``1``, or ``2`` twin gradient heads (set by ``DSPG(critic_grad_weight="auto")``)
+    :param outcome: what the denoiser is conditioned on, ``"transition"`` or ``"return"`` (set by ``DSPG(outcome=...)``)
     """
 
     actor: DSPGActor
@@ -288,10 +300,12 @@ class DSPGPolicy(TD3Policy):
         share_features_extractor: bool = False,
         critic_type: str = "td3",
         n_grad_heads: int = 1,
+        outcome: str = "transition",
     ):
-        check_hyperparameters(critic_type=critic_type, n_grad_heads=n_grad_heads)
+        check_hyperparameters(critic_type=critic_type, n_grad_heads=n_grad_heads, outcome=outcome)
         self.critic_type = critic_type
         self.n_grad_heads = n_grad_heads
+        self.outcome = outcome
         if isinstance(net_arch, dict):
             net_arch = _canonical_net_arch(net_arch)
         if optimizer_class is th.optim.Adam and _TORCH_HAS_CPU_FUSED_ADAM:
@@ -334,6 +348,8 @@ class DSPGPolicy(TD3Policy):
             kwargs = dict(self.net_args, net_arch=self._dspg_arch(name), share_features_extractor=share)
             if net_class is GradientHead:
                 kwargs["n_heads"] = self.n_grad_heads
+            else:
+                kwargs["outcome"] = self.outcome
             net = net_class(**self._update_features_extractor(kwargs, shared)).to(self.device)
             params = [
                 p for param_name, p in net.named_parameters() if not (share and param_name.startswith("features_extractor"))
@@ -348,7 +364,8 @@ class DSPGPolicy(TD3Policy):
         return crossq.make_critic(critic_kwargs).to(self.device)  # type: ignore[return-value]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "critic_type": self.critic_type, "n_grad_heads": self.n_grad_heads}
+        own = {"critic_type": self.critic_type, "n_grad_heads": self.n_grad_heads, "outcome": self.outcome}
+        return {**super()._get_constructor_parameters(), **own}
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> DSPGActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)

@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 
 
 def check_pretrainable(model: "DSPG") -> None:
-    """Refuse to pretrain a denoiser that cannot learn (every parameter frozen)."""
+    """Refuse to pretrain a denoiser that cannot learn (every parameter frozen) or whose outcome needs a reward."""
+    if model.denoiser.outcome != "transition":
+        raise ValueError(
+            f"outcome: reward-free pretraining needs outcome='transition' (a denoiser conditioned on the next state); "
+            f"this model's denoiser is conditioned on {model.denoiser.outcome!r}, which needs rewards"
+        )
     own = [p for name, p in model.denoiser.named_parameters() if not name.startswith("features_extractor")]
     if not any(p.requires_grad for p in own):
         raise ValueError("denoiser: its parameters are frozen (requires_grad=False): there is nothing to pretrain")

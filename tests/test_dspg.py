@@ -105,6 +105,35 @@ def test_centre_advantage_reaches_every_estimate_of_the_training_step(centre_adv
     assert calls and set(calls) == {centre_advantage}
 
 
+@pytest.mark.parametrize("outcome", ["transition", "return"])
+def test_outcome_return_conditions_the_denoiser_on_g_alone(outcome, tmp_path):
+    from sb3_dspg.estimator import estimate_action_gradient
+
+    model = DSPG("MlpPolicy", "Pendulum-v1", seed=0, outcome=outcome, **SMALL)
+    model.learn(300)
+    batch = model.replay_buffer.sample(64)
+    returns = th.randn(64, 1)
+
+    def outcome_score(next_obs: th.Tensor, rewards: th.Tensor, returns: th.Tensor) -> th.Tensor:
+        th.manual_seed(0)  # the same noised actions every call
+        est = estimate_action_gradient(model.denoiser, model.critic, model.grad_head, batch.observations, next_obs,
+                                       rewards, batch.actions, returns, 0.1, 0.3, update_statistics=False)  # fmt: skip
+        return est.outcome_score
+
+    score = outcome_score(batch.next_observations, batch.rewards, returns)
+    other_transition = outcome_score(batch.next_observations.flip(0), batch.rewards.flip(0), returns)
+    other_return = outcome_score(batch.next_observations, batch.rewards, returns.flip(0))
+    # the transition's denoiser reads (s′ − s, r) and not G; the return's reads G and nothing of (s′, r)
+    assert th.equal(score, other_transition) == (outcome == "return")
+    assert th.equal(score, other_return) == (outcome == "transition")
+    assert model.denoiser.outcome_dim == (1 if outcome == "return" else 4)
+    model.save(tmp_path / "model")
+    loaded = DSPG.load(tmp_path / "model")
+    assert loaded.outcome == loaded.denoiser.outcome == outcome
+    obs = np.random.default_rng(0).uniform(-1, 1, (16, 3)).astype(np.float32)
+    assert np.array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+
+
 def test_save_load_round_trip_predicts_identically_and_keeps_statistics(tmp_path):
     model = DSPG("MlpPolicy", "Pendulum-v1", seed=0, denoise_sigma=0.15, cond_dropout=0.25, centre_advantage=True, **SMALL)
     model.learn(300)

@@ -27,6 +27,20 @@ def test_batch_mean_estimate_aligns_with_analytic_gradient(trained):
     assert 0.7 < ratio < 1.3, f"{world.noise}: magnitude ratio {ratio:.3f}"
 
 
+def test_return_conditioned_estimate_aligns_with_analytic_gradient():
+    # a denoiser conditioned on R alone (outcome="return") has the same estimand: E[ĝ_R | ã] = E[ĝ_(y, R) | ã]
+    th.manual_seed(0)
+    world = OneStepWorld("gaussian", beta=BETA)
+    policy = train_on_world(world, SIGMA, steps=1500, net_arch=[128, 128], outcome="return")
+    assert policy.denoiser.outcome_dim == 1
+    th.manual_seed(1)
+    estimates, truths = batch_mean_estimates(world, policy, SIGMA)
+    cosine = th.nn.functional.cosine_similarity(estimates, truths, dim=1)
+    assert cosine.mean() >= 0.9, f"mean cosine {cosine.mean():.3f}"
+    ratio = (estimates.norm(dim=1) / (SHRINK * truths.norm(dim=1))).median()
+    assert 0.7 < ratio < 1.3, f"magnitude ratio {ratio:.3f}"
+
+
 def test_clean_action_baseline_is_biased_in_deterministic_world(trained):
     world, policy = trained
     if world.noise != "none":

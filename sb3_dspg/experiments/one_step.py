@@ -120,12 +120,15 @@ class OneStepWorld:
         return a, y, reward
 
 
-def make_policy(world: OneStepWorld, net_arch: list[int] | dict[str, list[int]] | None = None) -> DSPGPolicy:
+def make_policy(
+    world: OneStepWorld, net_arch: list[int] | dict[str, list[int]] | None = None, outcome: str = "transition"
+) -> DSPGPolicy:
     """
     A DSPG policy for the world's spaces; the actor is unused (the behaviour is the world's).
 
     :param net_arch: hidden layers of the critic, denoiser and head (default ``[256, 256]``), or a dict that sets
         some of them by name (``qf``, ``denoiser``, ``grad_head``; the others keep the default)
+    :param outcome: what the denoiser is conditioned on: ``"transition"`` (``(y, R)``) or ``"return"`` (``R``)
     """
     box = spaces.Box(-10.0, 10.0, (world.dim,))
     arch = net_arch if isinstance(net_arch, list) else [256, 256]
@@ -134,7 +137,9 @@ def make_policy(world: OneStepWorld, net_arch: list[int] | dict[str, list[int]] 
         if unknown := set(net_arch) - {"qf", "denoiser", "grad_head"}:
             raise ValueError(f"net_arch: keys of 'qf', 'denoiser', 'grad_head', got {sorted(unknown)}")
         net_arch_dict.update(net_arch)
-    return DSPGPolicy(box, spaces.Box(-1.0, 1.0, (world.dim,)), ConstantSchedule(1e-3), net_arch=net_arch_dict)
+    return DSPGPolicy(
+        box, spaces.Box(-1.0, 1.0, (world.dim,)), ConstantSchedule(1e-3), net_arch=net_arch_dict, outcome=outcome
+    )
 
 
 def estimate(
@@ -165,6 +170,7 @@ def train_on_world(
     baseline: str = "critic",
     blend: bool = False,
     twin_heads: bool = False,
+    outcome: str = "transition",
 ) -> DSPGPolicy:
     """
     Train a DSPG policy's critic (TD3's loss with ``G = R``), denoiser and gradient head on fresh batches of
@@ -182,10 +188,11 @@ def train_on_world(
     :param twin_heads: also train two more heads, each on its own half of every batch's transitions
         (``policy.twin_heads``, a :class:`GradientHead` with ``n_heads=2``), whose disagreement measures the head's
         variance for :func:`precision_weighted_blend` (an estimator option under study, not in DSPG)
+    :param outcome: what the denoiser is conditioned on (:func:`make_policy`)
     """
     if baseline not in ("critic", "noised"):
         raise ValueError(f"baseline: 'critic' or 'noised', got {baseline!r}")
-    policy = make_policy(world, net_arch)
+    policy = make_policy(world, net_arch, outcome)
     if baseline == "noised":  # one Q network of the critic's size, fed (s, ã)
         policy.noised_baseline = ContinuousCritic(
             **policy._update_features_extractor({**policy.critic_kwargs, "n_critics": 1})
