@@ -9,36 +9,28 @@ SIGMA, BETA = 0.2, 0.4
 SHRINK = BETA**2 / (BETA**2 + SIGMA**2)  # E[ĝ] is the gradient shrunk by β²/(β² + σ²)
 
 
-@pytest.fixture(scope="module", params=["gaussian", "bimodal", "none"])
+# (noise, the denoiser's condition): outcome="return" conditions on R alone, the same estimand (docs/design.md §12)
+SETTINGS = [("gaussian", "transition"), ("bimodal", "transition"), ("none", "transition"), ("gaussian", "return")]
+
+
+@pytest.fixture(scope="module", params=SETTINGS)
 def trained(request):
+    noise, outcome = request.param
     th.manual_seed(0)
-    world = OneStepWorld(request.param, beta=BETA)
-    return world, train_on_world(world, SIGMA, steps=1500, net_arch=[128, 128])
+    world = OneStepWorld(noise, beta=BETA)
+    return world, train_on_world(world, SIGMA, steps=1500, net_arch=[128, 128], outcome=outcome)
 
 
 def test_batch_mean_estimate_aligns_with_analytic_gradient(trained):
     world, policy = trained
     th.manual_seed(1)
     estimates, truths = batch_mean_estimates(world, policy, SIGMA)
+    setting = f"{world.noise}, outcome {policy.denoiser.outcome}"
     cosine = th.nn.functional.cosine_similarity(estimates, truths, dim=1)
-    assert cosine.mean() >= 0.9, f"{world.noise}: mean cosine {cosine.mean():.3f}"
+    assert cosine.mean() >= 0.9, f"{setting}: mean cosine {cosine.mean():.3f}"
     # the magnitude is the shrunk gradient, not an arbitrary multiple of it
     ratio = (estimates.norm(dim=1) / (SHRINK * truths.norm(dim=1))).median()
-    assert 0.7 < ratio < 1.3, f"{world.noise}: magnitude ratio {ratio:.3f}"
-
-
-def test_return_conditioned_estimate_aligns_with_analytic_gradient():
-    # a denoiser conditioned on R alone (outcome="return") has the same estimand: E[ĝ_R | ã] = E[ĝ_(y, R) | ã]
-    th.manual_seed(0)
-    world = OneStepWorld("gaussian", beta=BETA)
-    policy = train_on_world(world, SIGMA, steps=1500, net_arch=[128, 128], outcome="return")
-    assert policy.denoiser.outcome_dim == 1
-    th.manual_seed(1)
-    estimates, truths = batch_mean_estimates(world, policy, SIGMA)
-    cosine = th.nn.functional.cosine_similarity(estimates, truths, dim=1)
-    assert cosine.mean() >= 0.9, f"mean cosine {cosine.mean():.3f}"
-    ratio = (estimates.norm(dim=1) / (SHRINK * truths.norm(dim=1))).median()
-    assert 0.7 < ratio < 1.3, f"magnitude ratio {ratio:.3f}"
+    assert 0.7 < ratio < 1.3, f"{setting}: magnitude ratio {ratio:.3f}"
 
 
 def test_clean_action_baseline_is_biased_in_deterministic_world(trained):
