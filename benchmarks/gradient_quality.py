@@ -18,6 +18,7 @@ rewarded batches, once from scratch and once after ``N`` reward-free denoiser up
 """
 
 import argparse
+import math
 import platform
 import sys
 import time
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument(
         "--outcome", choices=["transition", "return"], default="transition", help="the denoiser's condition: (y, R) or R"
     )
+    parser.add_argument("--grad-clip", type=float, default=3.0, help="the head's targets clip ĝ at this many RMS (inf: off)")
     parser.add_argument("--sigma", type=float, default=0.2)
     parser.add_argument("--beta", type=float, default=0.4)
     parser.add_argument("--states", type=int, default=64)
@@ -109,6 +111,7 @@ def main() -> None:
         return pretrain_axis(args)
     hit = args.reward == "hit"
     condition = "(a + ε, R)" if args.outcome == "transition" else "R alone (outcome='return')"
+    clip = f"{args.grad_clip:g} RMS" if math.isfinite(args.grad_clip) else "no clipping"
     several = len(args.seeds) > 1  # then a seed column: the world stays seed 0's, training and held-out states vary
     lines = [
         "# Gradient quality on one-step worlds with a known gradient",
@@ -119,8 +122,8 @@ def main() -> None:
         + (f" (denoiser {args.denoiser_arch})" if args.denoiser_arch else "")
         + ", "
         + f"the shipped DSPG step (sb3_dspg.estimator), baseline b(s, ã): {args.baseline}; "
-        f"state dim = action dim d, outcome = {condition}, reward {args.reward}. Metrics over {args.states} held-out "
-        "states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error"
+        f"state dim = action dim d, outcome = {condition}, head targets clipped at {clip}, reward {args.reward}. "
+        f"Metrics over {args.states} held-out states: mean cosine to the analytic ∇_a E[R] at μ(s), median relative error"
         + ("; hit: of E[R] smoothed by N(0, kσ²), k = β²/(β²+σ²), DSPG's estimand (one_step.OneStepWorld)." * hit or "."),
         "",
         "| noise | d | " + "seed | " * several + "head cos | head rel.err | batch-mean ĝ cos | batch-mean ĝ rel.err "
@@ -160,6 +163,7 @@ def main() -> None:
                     blend=args.blend,
                     twin_heads=args.precision_blend,
                     outcome=args.outcome,
+                    grad_clip=args.grad_clip,
                 )
                 wall = time.perf_counter() - start
                 th.manual_seed(1 + seed)

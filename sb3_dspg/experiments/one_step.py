@@ -143,10 +143,17 @@ def make_policy(
 
 
 def estimate(
-    world: OneStepWorld, policy: DSPGPolicy, s: th.Tensor, sigma: float, cond_dropout: float = 0.3, update: bool = True
+    world: OneStepWorld,
+    policy: DSPGPolicy,
+    s: th.Tensor,
+    sigma: float,
+    cond_dropout: float = 0.3,
+    update: bool = True,
+    grad_clip: float = 3.0,
 ) -> tuple[ActionGradientEstimate, th.Tensor, th.Tensor]:
     """
-    Draw one batch of the world at states ``s`` and run the DSPG step on it (antithetic pairs, clip 3 RMS).
+    Draw one batch of the world at states ``s`` and run the DSPG step on it (antithetic pairs, ``ĝ`` clipped at
+    ``grad_clip`` running RMS for the head's target, DSPG's default 3).
 
     :return: ``(estimate, a, R)``
     """
@@ -154,7 +161,7 @@ def estimate(
     est = estimate_action_gradient(
         policy.denoiser, getattr(policy, "noised_baseline", policy.critic), policy.grad_head, s, y, reward, a, reward, sigma,
         cond_dropout,
-        antithetic=True, grad_clip=3.0, update_statistics=update,
+        antithetic=True, grad_clip=grad_clip, update_statistics=update,
     )  # fmt: skip
     return est, a, reward
 
@@ -171,6 +178,7 @@ def train_on_world(
     blend: bool = False,
     twin_heads: bool = False,
     outcome: str = "transition",
+    grad_clip: float = 3.0,
 ) -> DSPGPolicy:
     """
     Train a DSPG policy's critic (TD3's loss with ``G = R``), denoiser and gradient head on fresh batches of
@@ -189,6 +197,7 @@ def train_on_world(
         (``policy.twin_heads``, a :class:`GradientHead` with ``n_heads=2``), whose disagreement measures the head's
         variance for :func:`precision_weighted_blend` (an estimator option under study, not in DSPG)
     :param outcome: what the denoiser is conditioned on (:func:`make_policy`)
+    :param grad_clip: the head's targets clip ``ĝ`` at this many running RMS (``math.inf``: no clipping)
     """
     if baseline not in ("critic", "noised"):
         raise ValueError(f"baseline: 'critic' or 'noised', got {baseline!r}")
@@ -211,7 +220,7 @@ def train_on_world(
         policy.denoiser.optimizer.step()
     for _ in range(steps):
         s = th.randn(batch, world.dim)
-        est, a, reward = estimate(world, policy, s, sigma, cond_dropout)
+        est, a, reward = estimate(world, policy, s, sigma, cond_dropout, grad_clip=grad_clip)
         critic_loss = sum(F.mse_loss(q, reward) for q in policy.critic(s, a))
         if baseline == "noised":  # b(s, ã) regressed on R at the noised actions
             baseline_loss = F.mse_loss(policy.noised_baseline(est.noised_obs, est.noised_actions)[0], reward.repeat(2, 1))
