@@ -617,13 +617,12 @@ def normalised_scores(
     used, left_out, columns = [], {}, {algo: [] for algo in algos}
     for spec in specs:
         runs = df[(df.env == spec) & df.algo.isin(algos) & df.seed.isin(seeds)] if len(df) else df
-        last = runs.sort_values("timesteps").groupby(["algo", "seed"]).tail(1) if len(runs) else runs
-        missing = {algo: sorted(set(seeds) - set(last[last.algo == algo].seed)) if len(last) else sorted(seeds)
-                   for algo in algos}  # fmt: skip
-        missing = {algo: gap for algo, gap in missing.items() if gap}
-        if missing and all(len(gap) == len(seeds) for gap in missing.values()) and len(missing) == len(algos):
+        if not len(runs):
             left_out[spec] = "no run of these algorithms"
             continue
+        last = runs.sort_values("timesteps").groupby(["algo", "seed"]).tail(1)
+        missing = {algo: sorted(set(seeds) - set(last[last.algo == algo].seed)) for algo in algos}
+        missing = {algo: gap for algo, gap in missing.items() if gap}
         if missing:
             left_out[spec] = "; ".join(
                 f"{algo}: no run" if len(gap) == len(seeds) else f"{algo}: seed {', '.join(map(str, gap))} missing"
