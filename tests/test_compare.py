@@ -450,6 +450,29 @@ def test_performance_profile_covers_only_worlds_where_every_algorithm_ran_every_
     np.testing.assert_allclose(profiled["td3"], [[0.0, 1.0, 1.0]])
 
 
+def test_performance_profile_scores_the_first_stand_in_that_ran_every_seed(tmp_path, monkeypatch):
+    profiled = {}
+    monkeypatch.setattr(compare, "plot_performance_profile", lambda scores, path: profiled.update(scores))
+    # a: td3-explore and td3 both ran (the first is scored); b: td3 only (its stand-in); c: td3-explore 1 seed, td3 none
+    finals = {("a", "dspg"): [1.0, 3.0], ("a", "td3-explore"): [2.0, 5.0], ("a", "td3"): [100.0, 100.0],
+              ("b", "dspg"): [4.0, 0.0], ("b", "td3"): [2.0, 2.0],
+              ("c", "dspg"): [1.0, 2.0], ("c", "td3-explore"): [3.0]}  # fmt: skip
+    for (env, algo), returns in finals.items():
+        for seed, final in enumerate(returns):
+            run = tmp_path / env / f"{algo}_{seed}"
+            run.mkdir(parents=True)
+            np.savez(run / "evaluations.npz", timesteps=np.array([100]), results=np.array([[final]]))
+            (run / "done.json").write_text(json.dumps(dict(env=env, algo=algo, seed=seed, final_return=final)))
+    report = compare.report(tmp_path, list("abc"), ["dspg", "td3", "td3-explore"], [0, 1], "cmd",
+                            profile=["dspg", "td3-explore|td3"])  # fmt: skip
+    assert "over the 2 worlds" in report and "`a`, `b`" in report
+    assert "Stand-ins scored: `b` (td3 for td3-explore|td3)." in report  # a scored its first choice: not listed
+    assert "`c` (td3-explore: seed 1 missing)" in report  # the stand-in closest to complete is named
+    # a: min-max over dspg and td3-explore only (td3's 100 is not a profile run): 1..5; b: 0..4
+    np.testing.assert_allclose(profiled["dspg"], [[0.0, 1.0], [0.5, 0.0]])
+    np.testing.assert_allclose(profiled["td3-explore|td3"], [[0.25, 0.5], [1.0, 0.5]])
+
+
 def test_performance_profile_legend_names_each_algorithms_line(tmp_path, monkeypatch):
     import matplotlib.figure
 

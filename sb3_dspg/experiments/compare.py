@@ -605,40 +605,56 @@ def steps_to_reach(df, spec: str, scores: dict[str, np.ndarray], threshold: floa
 
 def normalised_scores(
     df, specs: list[str], algos: list[str], seeds: list[int]
-) -> tuple[dict[str, np.ndarray], list[str], dict[str, str]]:
+) -> tuple[dict[str, np.ndarray], list[str], dict[str, str], dict[str, dict[str, str]]]:
     """
     The performance profile's scores: final returns ``(len(seeds), n_worlds)`` per algorithm, each world min-max
     normalised over these runs (0: the worst of them, 1: the best), over the worlds where every one of ``algos``
     completed every one of ``seeds`` (rliable needs the same runs on every world), so that no algorithm is scored on
     worlds another never ran.
 
-    :return: ``(scores, the worlds used, the worlds left out -> why)``; ``scores`` is empty when no world qualifies
+    An entry of ``algos`` may name stand-ins, ``"td3-explore|td3"``: on each world the first of them that completed
+    every seed is scored, under the entry's name (e.g. TD3 with exploration noise: a ``--variant`` on the untuned
+    worlds, SB3's TD3 at its rl-zoo3 entry, which sets that noise, on the tuned ones).
+
+    :return: ``(scores, the worlds used, the worlds left out -> why, the worlds where a stand-in after the first was
+        scored -> {entry: the stand-in})``; ``scores`` is empty when no world qualifies
     """
-    used, left_out, columns = [], {}, {algo: [] for algo in algos}
+    used, left_out, stand_ins, columns = [], {}, {}, {entry: [] for entry in algos}
+    every = [algo for entry in algos for algo in entry.split("|")]
     for spec in specs:
-        runs = df[(df.env == spec) & df.algo.isin(algos) & df.seed.isin(seeds)] if len(df) else df
+        runs = df[(df.env == spec) & df.algo.isin(every) & df.seed.isin(seeds)] if len(df) else df
         if not len(runs):
             left_out[spec] = "no run of these algorithms"
             continue
         last = runs.sort_values("timesteps").groupby(["algo", "seed"]).tail(1)
-        missing = {algo: sorted(set(seeds) - set(last[last.algo == algo].seed)) for algo in algos}
-        missing = {algo: gap for algo, gap in missing.items() if gap}
+        chosen, missing = {}, {}
+        for entry in algos:
+            gaps = {algo: sorted(set(seeds) - set(last[last.algo == algo].seed)) for algo in entry.split("|")}
+            complete = [algo for algo, gap in gaps.items() if not gap]
+            if complete:
+                chosen[entry] = complete[0]
+            else:  # name the stand-in closest to complete
+                algo = min(gaps, key=lambda name: len(gaps[name]))
+                missing[algo] = gaps[algo]
         if missing:
             left_out[spec] = "; ".join(
                 f"{algo}: no run" if len(gap) == len(seeds) else f"{algo}: seed {', '.join(map(str, gap))} missing"
                 for algo, gap in missing.items()
             )
             continue
+        last = last[last.algo.isin(chosen.values())]
         low, high = last.mean_return.min(), last.mean_return.max()
         if high == low:  # every run at the same return: no ordering to profile
             left_out[spec] = f"every run ends at {high:.4g}"
             continue
         used.append(spec)
-        for algo in algos:
+        if replaced := {entry: algo for entry, algo in chosen.items() if algo != entry.split("|")[0]}:
+            stand_ins[spec] = replaced
+        for entry, algo in chosen.items():
             final = last[last.algo == algo].sort_values("seed").mean_return.to_numpy()
-            columns[algo].append((final - low) / (high - low))
-    scores = {algo: np.stack(cols, axis=1) for algo, cols in columns.items()} if used else {}
-    return scores, used, left_out
+            columns[entry].append((final - low) / (high - low))
+    scores = {entry: np.stack(cols, axis=1) for entry, cols in columns.items()} if used else {}
+    return scores, used, left_out, stand_ins
 
 
 def algo_colour(index: int, n_algos: int) -> Any:
@@ -848,7 +864,7 @@ def report(
                   f"| learning-curve mean IQM [95% CI] | P(option > {name}), curve |",
                   "|---|---|---|---|---|---|---|", *options, ""]  # fmt: skip
     profile_algos, profile_seeds = profile or algos, profile_seeds or seeds
-    profile_scores, used, left_out = normalised_scores(df, specs, profile_algos, profile_seeds)
+    profile_scores, used, left_out, stand_ins = normalised_scores(df, specs, profile_algos, profile_seeds)
     if len(used) >= 2:
         plot_performance_profile(profile_scores, out / "performance_profile.png")
         worlds = ", ".join(f"`{spec}`" for spec in used)
@@ -857,6 +873,10 @@ def report(
                   f"where each of them completed every one of those seeds: {worlds}. Each world's final returns are "
                   "min-max normalised over these runs (0: the worst, 1: the best), so the profile ranks the "
                   "algorithms; it does not say how close any comes to a task's optimum.", ""]  # fmt: skip
+        if stand_ins:
+            lines += ["Stand-ins scored: " + "; ".join(
+                f"`{spec}` ({', '.join(f'{algo} for {entry}' for entry, algo in replaced.items())})"
+                for spec, replaced in stand_ins.items()) + ".", ""]  # fmt: skip
         if left_out:
             lines += ["Left out: " + "; ".join(f"`{spec}` ({why})" for spec, why in left_out.items()) + ".", ""]
         # the same normalised scores aggregated over the worlds: IQM over every (seed, world), P averaged over worlds
@@ -988,7 +1008,8 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--profile", nargs="+", default=None, metavar="ALGO", help="the algorithms of the report's performance profile "
-        "(default: the suite's profile, else every algorithm of the report); it covers the worlds where each ran every seed"
+        "(default: the suite's profile, else every algorithm of the report); it covers the worlds where each ran every seed; "
+        "'td3-explore|td3' scores, per world, the first of these stand-ins that ran every seed"
     )  # fmt: skip
     parser.add_argument("--backend", choices=BACKENDS, default="local", help="local process pool (default) or Ray tasks")
     parser.add_argument("--address", default=None, help="Ray cluster: 'auto' or 'ray://HOST:PORT' (default: start one)")
