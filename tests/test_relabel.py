@@ -79,3 +79,22 @@ def test_relabel_to_the_same_label_records_the_variant_in_place(tmp_path):
     record = json.loads((tmp_path / "w" / "dspg-x_0" / "done.json").read_text())
     assert record == dict(env="w", algo="dspg-x", seed=0, final_return=3.0, variant={"critic_type": "crossq", "c": 0.0})
     assert (tmp_path / "v" / "dspg-x_0").is_symlink()
+
+
+def test_relabel_envs_moves_only_those_worlds_runs(tmp_path):
+    fake_run(tmp_path / "sb3_dspg_HitBandit-v0" / "dspg-x_0", "dspg-x", 0, [1.0])  # made under the old default
+    fake_run(tmp_path / "sb3_dspg_HitReach-v0__noise_scale-0.9" / "dspg-x_0", "dspg-x", 0, [2.0])  # old too
+    fake_run(tmp_path / "Pendulum-v1" / "dspg-x_0", "dspg-x", 0, [3.0])  # a newer grid's run of the same label
+
+    envs = ["sb3_dspg/HitBandit-v0", "sb3_dspg/HitReach-v0:noise_scale=0.9"]
+    cli_main(["relabel", str(tmp_path), "dspg-x", "dspg-c0-x", "--variant", '{"c": 0.0}', "--envs", *envs])
+
+    assert [p.name for p in (tmp_path / "Pendulum-v1").iterdir()] == ["dspg-x_0"]
+    for world in ("sb3_dspg_HitBandit-v0", "sb3_dspg_HitReach-v0__noise_scale-0.9"):
+        assert [p.name for p in (tmp_path / world).iterdir()] == ["dspg-c0-x_0"]
+        assert json.loads((tmp_path / world / "dspg-c0-x_0" / "done.json").read_text())["variant"] == {"c": 0.0}
+    with pytest.raises(SystemExit, match=r"envs: no world folder under .* for \['Hopper-v5'\]"):
+        cli_main(["relabel", str(tmp_path), "dspg-x", "dspg-y", "--envs", "Hopper-v5"])
+    with pytest.raises(ValueError, match=r"old: no ended runs labelled 'dspg-x' under .* for \['sb3_dspg/HitBandit-v0'\]"):
+        relabel(tmp_path, "dspg-x", "dspg-y", envs=["sb3_dspg/HitBandit-v0"])  # its run moved already
+    assert [p.name for p in (tmp_path / "Pendulum-v1").iterdir()] == ["dspg-x_0"]  # nothing else moved

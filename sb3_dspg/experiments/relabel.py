@@ -18,6 +18,12 @@ for a variant whose runs were made under an earlier default, so that it names th
 
     sb3-dspg relabel benchmarks/results/noisy dspg-crossq dspg-crossq \\
       --variant '{"critic_type": "crossq", "critic_grad_weight": 0.0}'
+
+``--envs`` moves only the runs of some worlds, for a label whose runs elsewhere were made after the change (the
+runs a variant made before 0.3.0 on the hit worlds, when a newer grid has used the same label on other worlds)::
+
+    sb3-dspg relabel benchmarks/results/noisy dspg-centred dspg-c0-centred \\
+      --variant '{"centre_advantage": true, "critic_grad_weight": 0.0}' --envs sb3_dspg/HitBandit-v0
 """
 
 import argparse
@@ -29,10 +35,14 @@ from typing import Any
 RECORDS = ("done.json", "failed.json")
 
 
-def run_folders(out: Path, algo: str) -> list[Path]:
-    """The ended runs ``<out>/<world>/<algo>_<seed>`` (folders or links with a ``done.json`` or ``failed.json``), sorted."""
+def run_folders(out: Path, algo: str, worlds: list[str] | None = None) -> list[Path]:
+    """
+    The ended runs ``<out>/<world>/<algo>_<seed>`` (folders or links with a ``done.json`` or ``failed.json``), sorted.
+
+    :param worlds: only these world folders (names under ``out``); all when ``None``
+    """
     found = []
-    for world in sorted(path for path in out.iterdir() if path.is_dir()):
+    for world in sorted(path for path in out.iterdir() if path.is_dir() and (worlds is None or path.name in worlds)):
         for run in sorted(world.glob(f"{algo}_*")):
             if run.name[len(algo) + 1 :].isdigit() and any((run / name).exists() for name in RECORDS):
                 found.append(run)
@@ -40,7 +50,12 @@ def run_folders(out: Path, algo: str) -> list[Path]:
 
 
 def relabel(
-    out: Path, old: str, new: str, variant: dict[str, Any] | None = None, links: Path | None = None
+    out: Path,
+    old: str,
+    new: str,
+    variant: dict[str, Any] | None = None,
+    links: Path | None = None,
+    envs: list[str] | None = None,
 ) -> list[tuple[Path, Path]]:
     """
     Rename every ended run of ``old`` under ``out`` to ``new``. A run still in progress (no record yet) is left
@@ -52,18 +67,25 @@ def relabel(
     :param variant: the keyword arguments ``new`` stands for, recorded in each moved run's ``done.json`` as
         ``compare --variant`` does (``None``: a plain algorithm, the record's ``variant`` is dropped)
     :param links: a folder whose symbolic links to a moved run are re-pointed (e.g. ``benchmarks/results``)
+    :param envs: only the runs of these env specs (as ``compare --envs`` names them, e.g. ``sb3_dspg/HitBandit-v0``
+        or ``"sb3_dspg/HitReach-v0:noise_scale=0.9"``); every world when ``None``
     :return: the ``(old path, new path)`` pairs, in the order they were moved (equal paths when ``new == old``)
-    :raises ValueError: if the labels are malformed, or equal with no ``variant``, no run has label ``old``, or a
-        ``new`` run exists
+    :raises ValueError: if the labels are malformed, or equal with no ``variant``, an env of ``envs`` has no folder
+        under ``out``, no run has label ``old``, or a ``new`` run exists
     """
+    from sb3_dspg.experiments.compare import slug
+
     for name, label in (("old", old), ("new", new)):
         if not label or "/" in label or label != label.strip():
             raise ValueError(f"{name}: an algorithm label such as 'dspg' or 'dspg-c0', got {label!r}")
     if old == new and variant is None:
         raise ValueError(f"new: must differ from old (both are {old!r}) unless a variant is given to record")
-    moves = [(run, run.with_name(f"{new}{run.name[len(old) :]}")) for run in run_folders(out, old)]
+    worlds = None if envs is None else [slug(spec) for spec in envs]
+    if unknown := [spec for spec, world in zip(envs or [], worlds or [], strict=True) if not (out / world).is_dir()]:
+        raise ValueError(f"envs: no world folder under {out} for {unknown}")
+    moves = [(run, run.with_name(f"{new}{run.name[len(old) :]}")) for run in run_folders(out, old, worlds)]
     if not moves:
-        raise ValueError(f"old: no ended runs labelled {old!r} under {out}")
+        raise ValueError(f"old: no ended runs labelled {old!r} under {out}" + (f" for {envs}" if envs else ""))
     if old == new:  # same label: only the records change
         for run, _ in moves:
             if not run.is_symlink():
@@ -116,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("new", help="their new label, e.g. dspg-c0")
     parser.add_argument("--variant", default=None, help="JSON keyword arguments the new label stands for")
     parser.add_argument("--links", default=None, help="re-point the symbolic links under this folder that lead to a moved run")
+    parser.add_argument("--envs", nargs="+", default=None, metavar="ENV", help="only the runs of these envs (default: all)")
     args = parser.parse_args(argv)
     try:
         variant = json.loads(args.variant) if args.variant is not None else None
@@ -123,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         variant = args.variant
     if variant is not None and not isinstance(variant, dict):
         raise SystemExit(f"--variant: a JSON object of keyword arguments, got {args.variant!r}")
-    moves = relabel(Path(args.out), args.old, args.new, variant, Path(args.links) if args.links else None)
+    try:
+        moves = relabel(Path(args.out), args.old, args.new, variant, Path(args.links) if args.links else None, args.envs)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     action = "recorded the variant of" if args.new == args.old else "relabelled"
     print(f"{action} {len(moves)} runs: {args.old} -> {args.new}")
