@@ -468,6 +468,7 @@ def test_performance_profile_scores_the_first_stand_in_that_ran_every_seed(tmp_p
     assert "over the 2 worlds" in report and "`a`, `b`" in report
     assert "Stand-ins scored: `b` (td3 for td3-explore|td3)." in report  # a scored its first choice: not listed
     assert "`c` (td3-explore: seed 1 missing)" in report  # the stand-in closest to complete is named
+    assert "\n| td3-explore\\|td3 | " in report  # escaped, so the table keeps its columns
     # a: min-max over dspg and td3-explore only (td3's 100 is not a profile run): 1..5; b: 0..4
     np.testing.assert_allclose(profiled["dspg"], [[0.0, 1.0], [0.5, 0.0]])
     np.testing.assert_allclose(profiled["td3-explore|td3"], [[0.25, 0.5], [1.0, 0.5]])

@@ -885,7 +885,8 @@ def report(
         lines += [f"| algo | normalised final IQM [95% CI] | P({name} > algo), averaged over the worlds |", "|---|---|---|"]
         for algo in profile_scores:
             poi = _with_ci(improvement[algo], ".2f") if algo in improvement else "-"
-            lines.append(f"| {algo} | {_with_ci(_iqm_with_ci(point, ci, algo), '.3f')} | {poi} |")
+            cell = algo.replace("|", "\\|")  # a stand-in entry, "td3-explore|td3", inside a table cell
+            lines.append(f"| {cell} | {_with_ci(_iqm_with_ci(point, ci, algo), '.3f')} | {poi} |")
         lines += ["", "![performance profile](performance_profile.png)", ""]
     lines += sections
     for plot, (param, swept) in (sweeps or {}).items():
