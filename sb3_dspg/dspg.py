@@ -102,8 +102,9 @@ class DSPG(OffPolicyAlgorithm):
     :param outcome: what the denoiser is conditioned on: ``"transition"`` (default: ``o = (s′ − s, r)``, the seed's
         outcome) or ``"return"`` (``o = G``, the return signal alone). The score of ``G`` is the conditional mean of
         the transition's score given ``G``, so ``ĝ`` keeps its mean and loses the variance of everything in
-        ``(s′, r)`` that ``G`` does not depend on (Rao-Blackwell; docs/design.md §12). It needs rewards:
-        no reward-free pretraining
+        ``(s′, r)`` that ``G`` does not depend on (Rao-Blackwell; docs/design.md §12). That holds for exact scores;
+        in learning the denoiser resolves little from a scalar condition and the option has trailed the default on
+        every world measured (§12), so it is kept for study. It needs rewards: no reward-free pretraining
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
