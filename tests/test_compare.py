@@ -196,6 +196,27 @@ def test_report_warns_when_an_algorithms_runs_differ_in_their_settings(tmp_path)
     assert "differ in their settings" not in compare.report(tmp_path, ["w"], algos, [1, 2], "cmd")
 
 
+def test_an_option_older_runs_do_not_record_is_no_difference_at_its_default(tmp_path):
+    def fake_run(algo: str, seed: int, settings: dict) -> None:
+        run = tmp_path / "w" / f"{algo}_{seed}"
+        run.mkdir(parents=True)
+        np.savez(run / "evaluations.npz", timesteps=np.array([100, 200]), results=np.array([[0.0], [1.0]]))
+        (run / "done.json").write_text(json.dumps(dict(algo=algo, seed=seed, settings=settings)))
+
+    default = compare.constructor_defaults("dspg-x")["outcome"]
+    assert default == "transition" and compare.constructor_defaults("td3")["policy_delay"] == 2
+    fake_run("dspg-x", 0, {"gamma": 0.99})  # made before DSPG had `outcome` ...
+    fake_run("dspg-x", 1, {"gamma": 0.99, "outcome": default})  # ... and after, at its default: same behaviour
+    fake_run("dspg-y", 0, {"gamma": 0.99})
+    fake_run("dspg-y", 1, {"gamma": 0.99, "outcome": "return"})  # a value the older runs could not have had
+    algos, seeds = ["dspg-x", "dspg-y"], [0, 1]
+    assert compare.mixed_settings(tmp_path, "w", algos, seeds) == {"dspg-y": {"outcome": ["(not recorded)", "return"]}}
+    assert compare.unrecorded_defaults(tmp_path, "w", algos, seeds) == {"dspg-x": {"outcome": "transition"}}
+    text = compare.report(tmp_path, ["w"], algos, seeds, "cmd")
+    assert "dspg-x's runs differ" not in text and 'Note: some of dspg-x\'s runs predate `outcome` ("transition")' in text
+    assert '**Warning: dspg-y\'s runs differ in their settings** (`outcome`: "(not recorded)" / "return")' in text
+
+
 def test_report_warns_when_a_world_mixes_tuning_regimes_and_keeps_hand_written_notes(tmp_path):
     def fake_run(algo: str, seed: int, regime: str) -> None:
         run = tmp_path / "Pendulum-v1" / f"{algo}_{seed}"

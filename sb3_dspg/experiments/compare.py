@@ -6,7 +6,8 @@ algorithms × envs × seeds → one training run each, in parallel worker proces
 ``<out>/<env>/<algo>_<seed>`` and evaluates the deterministic policy with SB3's ``EvalCallback``. A run that
 finished (``done.json``: its final return, wall time, code commit, tuning regime and the settings read back from
 the model) is skipped, so an interrupted comparison resumes; the report warns where one algorithm's runs of a world
-differ in their settings (a default changed between them). Outputs under ``<out>``:
+differ in their settings (a default changed between them; an option older runs lack counts as unchanged where the
+newer runs use its default). Outputs under ``<out>``:
 ``evaluations.csv`` (every evaluation), ``results.md`` (per env: final IQM and mean with 95% stratified-
 bootstrap CIs across seeds, from ``rliable``; a hand-written section headed ``## Plan, budget and reading`` at
 its end is kept when it is rewritten), one learning-curve PNG per env, and with ``--sweep-param`` a
@@ -445,27 +446,73 @@ def tuning_regimes(out: Path, spec: str, algos: list[str], seeds: list[int]) -> 
     return regimes
 
 
+NOT_RECORDED = "(not recorded)"
+
+
+def constructor_defaults(algo: str) -> dict[str, Any]:
+    """
+    The constructor defaults of ``algo``'s base algorithm (``"dspg-crossq01"`` → DSPG's) as plain data, as
+    :func:`recorded_settings` writes them; ``{}`` for a name whose base is not in :data:`ALGO_NAMES`.
+    """
+    base = algo.partition("-")[0]
+    if base not in ALGO_NAMES:
+        return {}
+    defaults = {}
+    for name, parameter in inspect.signature(algo_class(base).__init__).parameters.items():
+        with contextlib.suppress(TypeError, ValueError):  # object defaults are not recorded either
+            if parameter.default is not inspect.Parameter.empty:
+                defaults[name] = json.loads(json.dumps(parameter.default))
+    return defaults
+
+
+def setting_values(out: Path, spec: str, algo: str, seeds: list[int]) -> dict[str, list]:
+    """
+    The distinct values of each recorded setting (:func:`recorded_settings`) across ``algo``'s completed runs of
+    ``spec``, :data:`NOT_RECORDED` for a run that lacks the key (an option added after it ran). Runs made before
+    ``done.json`` recorded settings are left out.
+    """
+    records = []
+    for seed in seeds:
+        done = out / slug(spec) / f"{algo}_{seed}" / "done.json"
+        if done.exists() and "settings" in (record := json.loads(done.read_text())):
+            records.append(record["settings"])
+    values: dict[str, list] = {}
+    for key in sorted({key for settings in records for key in settings}):
+        for settings in records:
+            if (value := settings.get(key, NOT_RECORDED)) not in values.setdefault(key, []):
+                values[key].append(value)
+    return values
+
+
 def mixed_settings(out: Path, spec: str, algos: list[str], seeds: list[int]) -> dict[str, dict[str, list]]:
     """
-    Per algorithm, the recorded settings (:func:`recorded_settings`) whose values differ between its completed
-    runs of ``spec``: ``{algo: {setting: [value, ...]}}``, e.g. seeds run before and after a default changed. Runs
-    made before ``done.json`` recorded settings are left out.
+    Per algorithm, the recorded settings (:func:`setting_values`) whose values differ between its completed runs of
+    ``spec``: ``{algo: {setting: [value, ...]}}``, e.g. seeds run before and after a default changed. A setting
+    that older runs do not record and the newer ones record at its current constructor default is not a difference
+    (:func:`unrecorded_defaults` lists it): an option is added with a default that keeps the old behaviour.
     """
     mixed: dict[str, dict[str, list]] = {}
     for algo in algos:
-        records = []
-        for seed in seeds:
-            done = out / slug(spec) / f"{algo}_{seed}" / "done.json"
-            if done.exists() and "settings" in (record := json.loads(done.read_text())):
-                records.append(record["settings"])
-        for key in sorted({key for settings in records for key in settings}):
-            values = []
-            for settings in records:
-                if (value := settings.get(key, "(not recorded)")) not in values:
-                    values.append(value)
-            if len(values) > 1:
+        unrecorded = unrecorded_defaults(out, spec, [algo], seeds).get(algo, {})
+        for key, values in setting_values(out, spec, algo, seeds).items():
+            if len(values) > 1 and key not in unrecorded:
                 mixed.setdefault(algo, {})[key] = values
     return mixed
+
+
+def unrecorded_defaults(out: Path, spec: str, algos: list[str], seeds: list[int]) -> dict[str, dict[str, Any]]:
+    """
+    Per algorithm, the settings that some of its completed runs of ``spec`` do not record (made before the option
+    existed) and the others record at the option's current constructor default: ``{algo: {setting: default}}``.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for algo in algos:
+        defaults = constructor_defaults(algo)
+        for key, values in setting_values(out, spec, algo, seeds).items():
+            recorded = [value for value in values if value != NOT_RECORDED]
+            if len(values) == 2 and len(recorded) == 1 and key in defaults and recorded[0] == defaults[key]:
+                found.setdefault(algo, {})[key] = recorded[0]
+    return found
 
 
 def collect(out: Path, specs: list[str], algos: list[str], seeds: list[int]):
@@ -819,6 +866,10 @@ def report(
         for algo, differing in mixed_settings(out, spec, algos, seeds).items():  # e.g. a default that changed
             listed = "; ".join(f"`{key}`: {' / '.join(json.dumps(v) for v in values)}" for key, values in differing.items())
             sections += [f"**Warning: {algo}'s runs differ in their settings** ({listed}); its row mixes them.", ""]
+        for algo, defaults in unrecorded_defaults(out, spec, algos, seeds).items():  # an option added later
+            listed = ", ".join(f"`{key}` ({json.dumps(value)})" for key, value in defaults.items())
+            sections += [f"Note: some of {algo}'s runs predate {listed}; the others use that default, which "
+                         "keeps the older runs' behaviour.", ""]  # fmt: skip
         sections += [f"| algo | seeds | final IQM [95% CI] | final mean [95% CI] | P({name} > algo), final "
                      f"| learning-curve mean IQM [95% CI] | P({name} > algo), curve | steps to {name}'s final IQM |",
                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
