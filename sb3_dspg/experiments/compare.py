@@ -493,9 +493,9 @@ def mixed_settings(out: Path, spec: str, algos: list[str], seeds: list[int]) -> 
     """
     mixed: dict[str, dict[str, list]] = {}
     for algo in algos:
-        unrecorded = unrecorded_defaults(out, spec, [algo], seeds).get(algo, {})
+        defaults = constructor_defaults(algo)
         for key, values in setting_values(out, spec, algo, seeds).items():
-            if len(values) > 1 and key not in unrecorded:
+            if len(values) > 1 and not _is_unrecorded_default(key, values, defaults):
                 mixed.setdefault(algo, {})[key] = values
     return mixed
 
@@ -509,10 +509,14 @@ def unrecorded_defaults(out: Path, spec: str, algos: list[str], seeds: list[int]
     for algo in algos:
         defaults = constructor_defaults(algo)
         for key, values in setting_values(out, spec, algo, seeds).items():
-            recorded = [value for value in values if value != NOT_RECORDED]
-            if len(values) == 2 and len(recorded) == 1 and key in defaults and recorded[0] == defaults[key]:
-                found.setdefault(algo, {})[key] = recorded[0]
+            if _is_unrecorded_default(key, values, defaults):
+                found.setdefault(algo, {})[key] = defaults[key]
     return found
+
+
+def _is_unrecorded_default(key: str, values: list, defaults: dict[str, Any]) -> bool:
+    """Whether ``values`` of ``key`` are :data:`NOT_RECORDED` and the key's current default, in either order."""
+    return len(values) == 2 and NOT_RECORDED in values and key in defaults and defaults[key] in values
 
 
 def collect(out: Path, specs: list[str], algos: list[str], seeds: list[int]):
